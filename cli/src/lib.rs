@@ -1,0 +1,371 @@
+//! The `unistore` command line, as a library so tests and other binaries can
+//! drive it through [`run_from_iter`].
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)]
+
+mod output;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use unistore_store::progress::NoProgress;
+use unistore_store::{ImportOptions, SourceRef, Store};
+
+/// unistore: one copy of every container image, every tool's view of it.
+#[derive(Debug, Parser)]
+#[command(name = "unistore", version, about, long_about = None)]
+pub struct App {
+    /// Store directory.
+    #[arg(long, global = true, env = "UNISTORE_STORE", default_value = unistore_store::repo::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create a store (idempotent).
+    Init {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE.
+    Import {
+        /// Source, in containers-transports(5) syntax.
+        src: String,
+        /// Name to give the image (repeatable); defaults to the names in the source.
+        #[arg(long = "name", short = 'n')]
+        names: Vec<String>,
+        /// No progress bars.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List images.
+    Images {
+        /// Print JSON (podman field names).
+        #[arg(long)]
+        json: bool,
+        /// Only image IDs.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Show an image's manifest digest, ID, layers and names.
+    Inspect {
+        /// Image name, ID or digest.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add names to an image.
+    Tag {
+        /// Image name or ID.
+        name: String,
+        /// New names.
+        #[arg(required = true)]
+        new_names: Vec<String>,
+    },
+    /// Remove image names (the image goes with its last name; data goes with gc).
+    Rmi {
+        /// Image names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show logical and physical space use and the dedup ratio.
+    Df {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a layer's original tar (bit-exact) to stdout or a file.
+    #[command(name = "layer-tar")]
+    LayerTar {
+        /// Image name or ID.
+        name: String,
+        /// Layer index, 0 = base.
+        index: usize,
+        /// Output file (default stdout).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Run the CLI with these arguments (argv[0] first).
+pub fn run_from_iter<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let app = App::parse_from(args);
+    run(app)
+}
+
+fn open(app: &App) -> anyhow::Result<Store> {
+    Store::open(&app.store)
+}
+
+/// Execute a parsed command line.
+pub fn run(app: App) -> anyhow::Result<()> {
+    match &app.cmd {
+        Cmd::Init { json } => {
+            let (_, info) = Store::init(&app.store)?;
+            if *json {
+                output::json(&info)?;
+            } else {
+                println!(
+                    "{} store at {} (fs-verity: {})",
+                    if info.created { "Created" } else { "Existing" },
+                    info.path.display(),
+                    if info.verity {
+                        "on"
+                    } else {
+                        "off, insecure mode"
+                    }
+                );
+            }
+        }
+        Cmd::Import {
+            src,
+            names,
+            quiet,
+            json,
+        } => {
+            let store = open(&app)?;
+            let src = SourceRef::parse(src)?;
+            let opts = ImportOptions {
+                names: names.clone(),
+            };
+            let report = match output::Bars::new(*quiet || *json) {
+                Some(mut bars) => unistore_store::import(&store, &src, &opts, &mut bars)?,
+                None => unistore_store::import(&store, &src, &opts, &mut NoProgress)?,
+            };
+            if *json {
+                output::json(&report)?;
+            } else if report.already_present {
+                println!("{} already stored ({})", report.id, report.names.join(", "));
+            } else {
+                if !*quiet {
+                    eprintln!(
+                        "Imported {} layers ({} already stored): {} new, {} reused, in {:.2}s",
+                        report.layers,
+                        report.layers_reused,
+                        output::human_size(report.new_bytes),
+                        output::human_size(report.reused_bytes),
+                        report.seconds
+                    );
+                }
+                println!("{}", report.id);
+            }
+        }
+        Cmd::Images { json, quiet } => {
+            let store = open(&app)?;
+            let cat = store.catalog()?;
+            if *json {
+                let v: Vec<_> = cat
+                    .images
+                    .iter()
+                    .map(|e| {
+                        let repo_digests: Vec<String> = e
+                            .names
+                            .iter()
+                            .map(|n| format!("{}@{}", strip_tag(n), e.digest))
+                            .collect();
+                        json!({
+                            "Id": e.id, "Names": e.names, "Digest": e.digest,
+                            "RepoDigests": repo_digests, "Size": e.size,
+                            "CreatedAt": e.created, "ReadOnly": true,
+                        })
+                    })
+                    .collect();
+                output::json(&v)?;
+            } else if *quiet {
+                for e in &cat.images {
+                    println!("{}", &e.id[..12]);
+                }
+            } else {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "{:<50} {:<12} {:<14} {:<22} {}",
+                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
+                )?;
+                for e in &cat.images {
+                    let names = if e.names.is_empty() {
+                        vec!["<none>:<none>".to_string()]
+                    } else {
+                        e.names.clone()
+                    };
+                    for n in names {
+                        let (r, t) = split_tag(&n);
+                        writeln!(
+                            out,
+                            "{:<50} {:<12} {:<14} {:<22} {}",
+                            r,
+                            t,
+                            &e.id[..12],
+                            e.created
+                                .as_deref()
+                                .map(|c| &c[..c.len().min(19)])
+                                .unwrap_or("-"),
+                            output::human_size(e.size)
+                        )?;
+                    }
+                }
+            }
+        }
+        Cmd::Inspect { name, json } => {
+            let store = open(&app)?;
+            let cat = store.catalog()?;
+            let e = cat
+                .find(name)
+                .ok_or_else(|| unistore_store::StoreError::ImageNotFound(name.clone()))?;
+            let rec = store.image(e)?;
+            let layers: Vec<_> = rec
+                .layers
+                .iter()
+                .map(|l| {
+                    json!({
+                        "DiffID": l.meta.diff_id, "Digest": l.blob_digest, "MediaType": l.media_type,
+                        "Size": l.meta.diff_size, "CompressedSize": l.blob_size, "Files": l.meta.entries,
+                    })
+                })
+                .collect();
+            let v = json!({
+                "Id": e.id, "Digest": e.digest, "RepoTags": e.names, "Names": e.names,
+                "RepoDigests": e.names.iter().map(|n| format!("{}@{}", strip_tag(n), e.digest)).collect::<Vec<_>>(),
+                "Created": rec.created, "Architecture": rec.architecture, "Os": rec.os,
+                "Size": e.size, "ManifestMediaType": rec.manifest_media_type,
+                "ConfigDigest": rec.config_digest,
+                "RootFS": { "Type": "layers", "Layers": rec.layers.iter().map(|l| &l.meta.diff_id).collect::<Vec<_>>() },
+                "Layers": layers,
+            });
+            if *json {
+                output::json(&v)?;
+            } else {
+                println!("Id:        {}", e.id);
+                println!("Digest:    {}", e.digest);
+                println!("Names:     {}", e.names.join(", "));
+                println!("Created:   {}", rec.created.as_deref().unwrap_or("-"));
+                println!(
+                    "Platform:  {}/{}",
+                    rec.os.as_deref().unwrap_or("?"),
+                    rec.architecture.as_deref().unwrap_or("?")
+                );
+                println!("Size:      {}", output::human_size(e.size));
+                println!("Layers:");
+                for (i, l) in rec.layers.iter().enumerate() {
+                    println!(
+                        "  {i}: {} {:>10} {} files",
+                        l.meta.diff_id,
+                        output::human_size(l.meta.diff_size),
+                        l.meta.entries
+                    );
+                }
+            }
+        }
+        Cmd::Tag { name, new_names } => {
+            let store = open(&app)?;
+            for n in new_names {
+                store.tag(name, n)?;
+            }
+        }
+        Cmd::Rmi { names } => {
+            let store = open(&app)?;
+            for n in names {
+                let e = store.rmi(n)?;
+                println!("Untagged: {n} ({})", e.id);
+            }
+        }
+        Cmd::Df { json } => {
+            let store = open(&app)?;
+            let df = store.df()?;
+            if *json {
+                output::json(&df)?;
+            } else {
+                println!("Images:         {}", df.images);
+                println!(
+                    "Logical size:   {} ({} bytes)",
+                    output::human_size(df.logical_bytes),
+                    df.logical_bytes
+                );
+                println!(
+                    "On disk:        {} ({} bytes, du -s --block-size=1 {})",
+                    output::human_size(df.physical_bytes),
+                    df.physical_bytes,
+                    app.store.display()
+                );
+                println!(
+                    "Distinct data:  {} in {} objects",
+                    output::human_size(df.distinct_bytes),
+                    df.objects
+                );
+                println!("Dedup ratio:    {:.2}", df.dedup_ratio);
+            }
+        }
+        Cmd::LayerTar {
+            name,
+            index,
+            output,
+        } => {
+            let store = open(&app)?;
+            let cat = store.catalog()?;
+            let e = cat
+                .find(name)
+                .ok_or_else(|| unistore_store::StoreError::ImageNotFound(name.clone()))?;
+            let rec = store.image(e)?;
+            let l = rec
+                .layers
+                .get(*index)
+                .with_context(|| format!("image has {} layers", rec.layers.len()))?;
+            match output {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(std::fs::File::create(p)?);
+                    store.write_layer_tar(&l.meta, &mut f)?;
+                    f.flush()?;
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    store.write_layer_tar(&l.meta, &mut out)?;
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_tag(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (name, "<none>"),
+    }
+}
+
+fn strip_tag(name: &str) -> &str {
+    split_tag(name).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        let app = App::try_parse_from([
+            "unistore", "--store", "/s", "import", "oci:/x", "--name", "a",
+        ])
+        .unwrap();
+        assert!(matches!(app.cmd, Cmd::Import { .. }));
+        assert!(App::try_parse_from(["unistore", "rmi"]).is_err());
+    }
+}
