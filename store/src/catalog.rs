@@ -88,7 +88,9 @@ impl Catalog {
                 .and_then(|_| f.sync_all())
                 .with_context(|| format!("writing {}", tmp.display()))?;
         }
+        crate::crash::point("catalog temporary written");
         fs::rename(&tmp, root.join(CATALOG_FILE)).context("publishing catalog")?;
+        crate::crash::point("catalog renamed");
         File::open(root)
             .and_then(|d| d.sync_all())
             .context("syncing store directory")?;

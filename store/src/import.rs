@@ -317,8 +317,11 @@ pub fn import(
 
         // Durable records of the layer.
         let index_obj = repo.ensure_object(&out.index.encode()?)?;
+        crate::crash::point("index written");
         let tarsplit_obj = repo.ensure_object(&out.tarsplit_gz)?;
+        crate::crash::point("tar-split written");
         let tar_obj = repo.write_stream(out.writer, &layer_tar_id(&diff_hex), None)?;
+        crate::crash::point("layer stream written");
         let mut uids = BTreeSet::new();
         let mut gids = BTreeSet::new();
         for e in out
@@ -346,6 +349,7 @@ pub fn import(
         w.add_object_ref(&tarsplit_obj);
         w.add_named_stream_ref("tar", &tar_obj);
         let meta_obj = repo.write_stream(w, &meta_name, None)?;
+        crate::crash::point("layer meta written");
         new_bytes += out.new_bytes;
         reused_bytes += out.reused_bytes;
         layers.push(ImageLayer {
@@ -361,7 +365,9 @@ pub fn import(
 
     // The image record.
     let manifest_obj = repo.ensure_object(&manifest_bytes)?;
+    crate::crash::point("manifest written");
     let config_obj = repo.ensure_object(&config_bytes)?;
+    crate::crash::point("config written");
     let s = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let record = ImageRecord {
         manifest_digest: manifest_digest.clone(),
@@ -385,6 +391,7 @@ pub fn import(
     }
     let manifest_hex = manifest_digest.trim_start_matches("sha256:");
     let image_obj = repo.write_stream(w, &image_stream_id(manifest_hex), None)?;
+    crate::crash::point("image record written");
 
     // Publish.
     let size = record.layers.iter().map(|l| l.meta.diff_size).sum();

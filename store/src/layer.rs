@@ -520,6 +520,7 @@ pub fn import_layer(
                     .into());
                 }
                 crc = take.crc();
+                crate::crash::point("object written");
                 if seen_objects.insert(id.clone()) && object_is_new(repo, &id, started) {
                     new_bytes += content_len;
                 } else {

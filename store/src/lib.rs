@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod crash;
 pub mod digest;
 pub mod error;
 pub mod import;
