@@ -87,6 +87,22 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Mount the store's views at MOUNTPOINT (returns when the mount is ready).
+    Mount {
+        /// Where to mount.
+        mountpoint: PathBuf,
+        /// Stay attached (for systemd); default is to run the daemon in the background.
+        #[arg(long)]
+        foreground: bool,
+        /// Mount options: passthrough=auto|on|off, threads=N (comma-separated, repeatable).
+        #[arg(short = 'o', long = "options")]
+        options: Vec<String>,
+    },
+    /// Unmount a mounted store and stop its daemon.
+    Umount {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
     /// Write a layer's original tar (bit-exact) to stdout or a file.
     #[command(name = "layer-tar")]
     LayerTar {
@@ -312,6 +328,15 @@ pub fn run(app: App) -> anyhow::Result<()> {
                 println!("Dedup ratio:    {:.2}", df.dedup_ratio);
             }
         }
+        Cmd::Mount {
+            mountpoint,
+            foreground,
+            options,
+        } => mount(&app, mountpoint, *foreground, options)?,
+        Cmd::Umount { mountpoint } => {
+            unistore_fuse::daemon::unmount(mountpoint)?;
+            // The daemon exits once the kernel drops the connection.
+        }
         Cmd::LayerTar {
             name,
             index,
@@ -342,6 +367,120 @@ pub fn run(app: App) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::MountOptions> {
+    let mut o = unistore_fuse::MountOptions::default();
+    for opt in options
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
+        match opt.split_once('=') {
+            Some(("passthrough", v)) => {
+                o.passthrough = match v {
+                    "auto" => unistore_fuse::Passthrough::Auto,
+                    "on" => unistore_fuse::Passthrough::On,
+                    "off" => unistore_fuse::Passthrough::Off,
+                    _ => anyhow::bail!("passthrough must be auto, on or off, not `{v}`"),
+                }
+            }
+            Some(("threads", v)) => {
+                o.threads = v.parse().with_context(|| format!("threads={v}"))?
+            }
+            _ => anyhow::bail!(
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N)"
+            ),
+        }
+    }
+    Ok(o)
+}
+
+fn mount(
+    app: &App,
+    mnt: &std::path::Path,
+    foreground: bool,
+    options: &[String],
+) -> anyhow::Result<()> {
+    let opts = parse_mount_options(options)?;
+    Store::open(&app.store)?; // fail early, in the foreground, on a bad store
+    if !mnt.is_dir() && !unistore_fuse::daemon::clear_stale_mount(mnt)? {
+        anyhow::bail!("mount point {} is not a directory", mnt.display());
+    }
+    if unistore_fuse::daemon::is_mounted(mnt) {
+        anyhow::bail!("{} is already mounted", mnt.display());
+    }
+    if foreground {
+        return unistore_fuse::serve(&app.store, mnt, &opts, || {
+            tracing::info!("mounted {}", mnt.display());
+            notify_systemd_ready();
+        });
+    }
+    // Background: re-run ourselves in the foreground, detached, and wait for the mount.
+    let log_path = app.store.join("tmp").join(format!(
+        "mount-{}.log",
+        mnt.display().to_string().replace('/', "_")
+    ));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    use std::os::unix::process::CommandExt as _;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--store")
+        .arg(&app.store)
+        .arg("mount")
+        .arg(mnt)
+        .arg("--foreground")
+        .args(options.iter().flat_map(|o| ["-o", o.as_str()]))
+        .env(
+            "UNISTORE_LOG",
+            std::env::var("UNISTORE_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the daemon")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if unistore_fuse::daemon::is_mounted(mnt) {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            anyhow::bail!("daemon exited ({status}) before the mount was ready:\n{log}");
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!(
+                "timed out waiting for the mount (log: {})",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Tell systemd (Type=notify) that the mount is ready, if it asked.
+fn notify_systemd_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+    let r = if let Some(abs) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt as _;
+        std::os::unix::net::SocketAddr::from_abstract_name(abs)
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", std::path::Path::new(&path))
+    };
+    if let Err(e) = r {
+        tracing::warn!("sd_notify failed: {e}");
+    }
 }
 
 fn split_tag(name: &str) -> (&str, &str) {

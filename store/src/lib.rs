@@ -27,6 +27,7 @@ pub mod repo;
 pub mod source;
 pub mod tarsplit;
 pub mod transport;
+pub mod view;
 
 pub use catalog::{Catalog, CatalogEntry};
 pub use error::StoreError;

@@ -1,0 +1,133 @@
+//! Mounting and the daemon's life: readiness, signals, stale mounts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use fuser::{Config, MountOption, SessionACL};
+use unistore_store::Store;
+
+pub use crate::fs::Passthrough;
+use crate::fs::UnistoreFs;
+
+/// How to mount.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// Passthrough policy.
+    pub passthrough: Passthrough,
+    /// FUSE worker threads.
+    pub threads: usize,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            passthrough: Passthrough::Auto,
+            threads: 2,
+        }
+    }
+}
+
+/// Whether `mnt` is a FUSE mount point (fuser mounts with fstype `fuse`, source = store).
+pub fn is_mounted(mnt: &Path) -> bool {
+    let Ok(canon) = std::fs::canonicalize(mnt).or_else(|_| Ok::<_, ()>(mnt.to_path_buf())) else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|&x| x == "-");
+        match sep {
+            Some(s) if f.len() > s + 1 && f.len() > 4 => {
+                unescape(f[4]) == canon.to_string_lossy()
+                    && (f[s + 1] == "fuse.unistore" || f[s + 1] == "fuse")
+            }
+            _ => false,
+        }
+    })
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// If `mnt` is a dead FUSE mount (daemon killed), detach it so it can be reused.
+pub fn clear_stale_mount(mnt: &Path) -> anyhow::Result<bool> {
+    match std::fs::metadata(mnt) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH)
+                .with_context(|| format!("detaching stale mount {}", mnt.display()))?;
+            tracing::warn!("detached stale mount at {}", mnt.display());
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Unmount `mnt`; the daemon serving it then exits.
+pub fn unmount(mnt: &Path) -> anyhow::Result<()> {
+    match rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::BUSY) => anyhow::bail!(
+            "{} is busy (files open or a mount on top of it)",
+            mnt.display()
+        ),
+        Err(rustix::io::Errno::INVAL) => anyhow::bail!("{} is not mounted", mnt.display()),
+        Err(rustix::io::Errno::NOTCONN) => {
+            rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH)?;
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("unmounting {}", mnt.display())),
+    }
+}
+
+/// Serve the store at `mnt` until unmounted or SIGTERM/SIGINT.
+/// `ready` runs once the mount is live.
+pub fn serve(
+    store_root: &Path,
+    mnt: &Path,
+    opts: &MountOptions,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    clear_stale_mount(mnt)?;
+    let store = Store::open(store_root)?;
+    let fs = UnistoreFs::new(store, opts.passthrough)?;
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(store_root.display().to_string()),
+        MountOption::Subtype("unistore".into()),
+        MountOption::RO,
+        MountOption::DefaultPermissions,
+        MountOption::Dev,
+        MountOption::Suid,
+        MountOption::NoAtime,
+    ];
+    config.acl = SessionACL::All;
+    config.n_threads = Some(opts.threads.max(1));
+    let mut session = fuser::Session::new(fs, mnt, &config)
+        .with_context(|| format!("mounting {}", mnt.display()))?;
+    let mut unmounter = session.unmount_callable();
+    let mnt_owned: PathBuf = mnt.to_path_buf();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            tracing::info!(sig, "signal received, unmounting {}", mnt_owned.display());
+            if let Err(e) = unmounter.unmount() {
+                tracing::warn!("unmount failed ({e}); detaching");
+                let _ = rustix::mount::unmount(&mnt_owned, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    });
+    ready();
+    let r = session.run();
+    handle.close();
+    r.context("serving FUSE requests")
+}

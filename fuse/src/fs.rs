@@ -1,0 +1,534 @@
+//! `fuser::Filesystem` over the store's views.
+//!
+//! Cache policy (see `docs/views/containers-storage.md`):
+//! - nodes inside layer trees and per-image big data are immutable:
+//!   [`IMMUTABLE_TTL`] for entries and attributes, `FOPEN_KEEP_CACHE` on open;
+//! - catalog-derived nodes (the view roots, `images.json`, `layers.json`,
+//!   the lock files, `overlay/l`) get [`DYNAMIC_TTL`] (zero) so the kernel
+//!   asks again and sees imports and removals at once.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+use unistore_store::view::tree::Node;
+use unistore_store::view::{cstor, Content, NodeKind, Vfs};
+use unistore_store::Store;
+
+/// Content-addressed nodes never change: cache them for a day.
+pub const IMMUTABLE_TTL: Duration = Duration::from_secs(86400);
+/// Catalog-derived nodes change on import/rmi: never cache.
+pub const DYNAMIC_TTL: Duration = Duration::ZERO;
+/// How often (at most) requests check whether the catalog changed.
+const CATALOG_POLL: Duration = Duration::from_millis(200);
+
+/// Passthrough policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passthrough {
+    /// Use it if the kernel offers it.
+    Auto,
+    /// Require it (mount fails otherwise).
+    On,
+    /// Never; serve reads with `pread`.
+    Off,
+}
+
+enum Handle {
+    /// A backing object read with `pread`.
+    File(File),
+    /// Kept alive while open: the kernel reads the backing file itself.
+    Backing(#[allow(dead_code)] Arc<BackingId>),
+}
+
+/// The filesystem.
+pub struct UnistoreFs {
+    store: Store,
+    vfs: Vfs,
+    state: Mutex<State>,
+    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    backing: Mutex<HashMap<u64, Weak<BackingId>>>,
+    next_fh: AtomicU64,
+    passthrough: Passthrough,
+    passthrough_active: AtomicBool,
+}
+
+impl std::fmt::Debug for UnistoreFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnistoreFs")
+            .field("store", &self.store.root())
+            .finish_non_exhaustive()
+    }
+}
+
+struct State {
+    catalog_stamp: Option<(i64, i64, u64, u64)>,
+    last_check: Instant,
+    layers: cstor::LayerCache,
+}
+
+fn catalog_stamp(store: &Store) -> Option<(i64, i64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(store.root().join(unistore_store::catalog::CATALOG_FILE)).ok()?;
+    Some((md.mtime(), md.mtime_nsec(), md.ino(), md.size()))
+}
+
+impl UnistoreFs {
+    /// Build the views of `store`.
+    pub fn new(store: Store, passthrough: Passthrough) -> anyhow::Result<Self> {
+        let loader_store = Store::open(store.root())?;
+        let loader: unistore_store::view::tree::IndexLoader = Box::new(move |obj: &str| {
+            let data = loader_store.read_object(obj)?;
+            unistore_store::index::LayerIndex::decode(&data)
+        });
+        let fs = UnistoreFs {
+            store,
+            vfs: Vfs::new(loader),
+            state: Mutex::new(State {
+                catalog_stamp: None,
+                last_check: Instant::now() - CATALOG_POLL * 2,
+                layers: cstor::LayerCache::default(),
+            }),
+            handles: RwLock::new(HashMap::new()),
+            backing: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            passthrough,
+            passthrough_active: AtomicBool::new(false),
+        };
+        fs.refresh(true)?;
+        Ok(fs)
+    }
+
+    /// Whether reads go through kernel passthrough.
+    pub fn passthrough_active(&self) -> bool {
+        self.passthrough_active.load(Ordering::Relaxed)
+    }
+
+    /// Rebuild the views if the catalog changed (or `force`).
+    fn refresh(&self, force: bool) -> anyhow::Result<()> {
+        let mut st = self.state.lock().expect("lock");
+        if !force && st.last_check.elapsed() < CATALOG_POLL {
+            return Ok(());
+        }
+        st.last_check = Instant::now();
+        let stamp = catalog_stamp(&self.store);
+        if !force && stamp == st.catalog_stamp {
+            return Ok(());
+        }
+        let cat = self.store.catalog()?;
+        let cs = cstor::build(&self.store, &self.vfs, &cat, &mut st.layers)?;
+        let mut root = std::collections::BTreeMap::new();
+        root.insert(b"containers-storage".to_vec(), cs);
+        let mut attr = unistore_store::view::Attr::dir(0o755);
+        attr.nlink = 3;
+        self.vfs
+            .replace(1, Node::new(attr, Content::Dir(root), true));
+        st.catalog_stamp = stamp;
+        tracing::info!(
+            generation = cat.generation,
+            images = cat.images.len(),
+            "views rebuilt"
+        );
+        Ok(())
+    }
+
+    fn node(&self, ino: INodeNo) -> Result<Arc<Node>, Errno> {
+        self.vfs.get(ino.0).map_err(internal)?.ok_or(Errno::ENOENT)
+    }
+
+    fn attr(&self, ino: u64, n: &Node) -> FileAttr {
+        let a = &n.attr;
+        let t = if a.mtime >= 0 {
+            UNIX_EPOCH + Duration::new(a.mtime as u64, a.mtime_nsec)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(a.mtime.unsigned_abs())
+        };
+        let (maj, min) = a.rdev;
+        FileAttr {
+            ino: INodeNo(ino),
+            size: a.size,
+            blocks: a.size.div_ceil(512),
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind: match a.kind {
+                NodeKind::Dir => FileType::Directory,
+                NodeKind::File => FileType::RegularFile,
+                NodeKind::Symlink => FileType::Symlink,
+                NodeKind::Char => FileType::CharDevice,
+                NodeKind::Block => FileType::BlockDevice,
+                NodeKind::Fifo => FileType::NamedPipe,
+            },
+            perm: (a.perm & 0o7777) as u16,
+            nlink: a.nlink,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: (min & 0xff) | ((maj & 0xfff) << 8) | ((min & !0xff) << 12),
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn ttl(n: &Node) -> Duration {
+        if n.dynamic {
+            DYNAMIC_TTL
+        } else {
+            IMMUTABLE_TTL
+        }
+    }
+
+    fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<(u64, Arc<Node>), Errno> {
+        let p = self.node(parent)?;
+        if p.dynamic {
+            self.refresh(false).map_err(internal)?;
+        }
+        let ino = self
+            .vfs
+            .lookup(parent.0, name.as_bytes())
+            .map_err(internal)?
+            .ok_or(Errno::ENOENT)?;
+        Ok((ino, self.node(INodeNo(ino))?))
+    }
+
+    fn do_open(
+        &self,
+        ino: INodeNo,
+        reply: &ReplyOpen,
+    ) -> Result<(u64, FopenFlags, Option<Arc<BackingId>>), Errno> {
+        let n = self.node(ino)?;
+        match &n.content {
+            Content::Object(hex) => {
+                let path = self.store.object_path(hex).map_err(internal)?;
+                let file = File::open(&path).map_err(|e| {
+                    tracing::error!(ino = ino.0, object = %hex, "cannot open backing object: {e}");
+                    Errno::EIO
+                })?;
+                let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+                if self.passthrough_active() {
+                    let mut cache = self.backing.lock().expect("lock");
+                    let id = match cache.get(&ino.0).and_then(Weak::upgrade) {
+                        Some(id) => Some(id),
+                        None => match reply.open_backing(&file) {
+                            Ok(id) => {
+                                let id = Arc::new(id);
+                                cache.insert(ino.0, Arc::downgrade(&id));
+                                Some(id)
+                            }
+                            Err(e) => {
+                                tracing::debug!("passthrough open failed, using pread: {e}");
+                                None
+                            }
+                        },
+                    };
+                    if let Some(id) = id {
+                        self.handles
+                            .write()
+                            .expect("lock")
+                            .insert(fh, Arc::new(Handle::Backing(Arc::clone(&id))));
+                        return Ok((fh, FopenFlags::empty(), Some(id)));
+                    }
+                }
+                self.handles
+                    .write()
+                    .expect("lock")
+                    .insert(fh, Arc::new(Handle::File(file)));
+                Ok((fh, FopenFlags::FOPEN_KEEP_CACHE, None))
+            }
+            Content::Bytes(_) | Content::None => {
+                let flags = if n.dynamic {
+                    FopenFlags::FOPEN_DIRECT_IO
+                } else {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                };
+                Ok((0, flags, None))
+            }
+            Content::Dir(_) | Content::LazyLayer(_) => Err(Errno::EISDIR),
+            Content::Symlink(_) => Err(Errno::ELOOP),
+        }
+    }
+
+    fn do_read(
+        &self,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, Errno> {
+        let n = self.node(ino)?;
+        match &n.content {
+            Content::Bytes(b) => {
+                let start = (offset as usize).min(b.len());
+                let end = (start + size as usize).min(b.len());
+                Ok(b[start..end].to_vec())
+            }
+            Content::None => Ok(Vec::new()),
+            Content::Object(hex) => {
+                let h = self
+                    .handles
+                    .read()
+                    .expect("lock")
+                    .get(&fh.0)
+                    .cloned()
+                    .ok_or(Errno::EBADF)?;
+                let Handle::File(f) = &*h else {
+                    return Err(Errno::EIO);
+                };
+                // The lock is released: I/O runs without it.
+                let mut buf = vec![0u8; size as usize];
+                let mut done = 0;
+                while done < buf.len() {
+                    match f.read_at(&mut buf[done..], offset + done as u64) {
+                        Ok(0) => break,
+                        Ok(k) => done += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            tracing::error!(ino = ino.0, object = %hex, "read failed: {e}");
+                            return Err(Errno::EIO);
+                        }
+                    }
+                }
+                buf.truncate(done);
+                Ok(buf)
+            }
+            _ => Err(Errno::EISDIR),
+        }
+    }
+}
+
+/// The one mapping of unexpected errors to an errno.
+fn internal(e: anyhow::Error) -> Errno {
+    tracing::error!("internal error: {e:#}");
+    Errno::EIO
+}
+
+impl Filesystem for UnistoreFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_readahead(1 << 20);
+        if self.passthrough != Passthrough::Off {
+            let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                // Depth 1: our backing files sit on a plain filesystem, and podman's
+                // overlay must still stack on top of us (kernel limit 2).
+                && config.set_max_stack_depth(1).is_ok();
+            self.passthrough_active.store(ok, Ordering::Relaxed);
+            if !ok && self.passthrough == Passthrough::On {
+                return Err(std::io::Error::other(
+                    "kernel does not offer FUSE passthrough",
+                ));
+            }
+        }
+        tracing::info!(
+            passthrough = self.passthrough_active(),
+            "reads are served by {}",
+            if self.passthrough_active() {
+                "kernel passthrough"
+            } else {
+                "pread"
+            }
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.do_lookup(parent, name) {
+            Ok((ino, n)) => reply.entry(&Self::ttl(&n), &self.attr(ino, &n), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if ino == INodeNo::ROOT {
+            if let Err(e) = self.refresh(false) {
+                return reply.error(internal(e));
+            }
+        }
+        match self.node(ino) {
+            Ok(n) => reply.attr(&Self::ttl(&n), &self.attr(ino.0, &n)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.node(ino) {
+            Ok(n) => match &n.content {
+                Content::Symlink(t) => reply.data(t),
+                _ => reply.error(Errno::EINVAL),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.do_open(ino, &reply) {
+            Ok((fh, _, Some(id))) => {
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &id)
+            }
+            Ok((fh, flags, None)) => reply.opened(FileHandle(fh), flags),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.do_read(ino, fh, offset, size) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if fh.0 != 0 {
+            self.handles.write().expect("lock").remove(&fh.0);
+        }
+        reply.ok();
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let n = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        if n.dynamic {
+            if let Err(e) = self.refresh(false) {
+                return reply.error(internal(e));
+            }
+        }
+        let n = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let Content::Dir(children) = &n.content else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        let dots = [
+            (ino.0, FileType::Directory, &b"."[..]),
+            (ino.0, FileType::Directory, &b".."[..]),
+        ];
+        let mut entries = dots
+            .into_iter()
+            .map(|(i, t, nm)| (i, t, nm.to_vec()))
+            .chain(children.iter().map(|(name, &child)| {
+                let kind = self
+                    .vfs
+                    .get(child)
+                    .ok()
+                    .flatten()
+                    .map(|c| self.attr(child, &c).kind)
+                    .unwrap_or(FileType::RegularFile);
+                (child, kind, name.clone())
+            }));
+        let mut i = 0u64;
+        for (child, kind, name) in entries.by_ref() {
+            i += 1;
+            if i <= offset {
+                continue;
+            }
+            if reply.add(INodeNo(child), i, kind, OsStr::from_bytes(&name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let (blocks, files) = rustix::fs::statvfs(self.store.root())
+            .map(|s| (s.f_blocks * s.f_frsize / 4096, s.f_files))
+            .unwrap_or((0, 0));
+        reply.statfs(
+            blocks,
+            0,
+            0,
+            files.max(self.vfs.len() as u64),
+            0,
+            4096,
+            255,
+            4096,
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let n = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        match n
+            .xattrs
+            .iter()
+            .find(|(k, _)| k.as_slice() == name.as_bytes())
+        {
+            None => reply.error(Errno::NO_XATTR),
+            Some((_, v)) => {
+                if size == 0 {
+                    reply.size(v.len() as u32)
+                } else if (size as usize) < v.len() {
+                    reply.error(Errno::ERANGE)
+                } else {
+                    reply.data(v)
+                }
+            }
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let n = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let mut buf = Vec::new();
+        for (k, _) in &n.xattrs {
+            buf.extend_from_slice(k);
+            buf.push(0);
+        }
+        if size == 0 {
+            reply.size(buf.len() as u32)
+        } else if (size as usize) < buf.len() {
+            reply.error(Errno::ERANGE)
+        } else {
+            reply.data(&buf)
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<UnistoreFs>();
+    let _ = SystemTime::now();
+}
