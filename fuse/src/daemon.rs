@@ -16,6 +16,8 @@ pub struct MountOptions {
     pub passthrough: Passthrough,
     /// FUSE worker threads.
     pub threads: usize,
+    /// Views to show.
+    pub views: crate::fs::ViewSet,
 }
 
 impl Default for MountOptions {
@@ -23,6 +25,7 @@ impl Default for MountOptions {
         MountOptions {
             passthrough: Passthrough::Auto,
             threads: 2,
+            views: crate::fs::ViewSet::default(),
         }
     }
 }
@@ -95,7 +98,7 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     clear_stale_mount(mnt)?;
     let store = Store::open(store_root)?;
-    let fs = UnistoreFs::new(store, opts.passthrough)?;
+    let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?;
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(store_root.display().to_string()),

@@ -22,7 +22,7 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use unistore_store::view::tree::Node;
-use unistore_store::view::{cstor, Content, NodeKind, Vfs};
+use unistore_store::view::{cstor, ostree, Content, NodeKind, Vfs};
 use unistore_store::Store;
 
 /// Content-addressed nodes never change: cache them for a day.
@@ -60,6 +60,7 @@ pub struct UnistoreFs {
     next_fh: AtomicU64,
     passthrough: Passthrough,
     passthrough_active: AtomicBool,
+    views: ViewSet,
 }
 
 impl std::fmt::Debug for UnistoreFs {
@@ -74,6 +75,28 @@ struct State {
     catalog_stamp: Option<(i64, i64, u64, u64)>,
     last_check: Instant,
     layers: cstor::LayerCache,
+    ostree: ostree::OstreeCache,
+}
+
+/// Which views a mount shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSet {
+    /// `containers-storage/`
+    pub containers_storage: bool,
+    /// `ostree/`
+    pub ostree: bool,
+    /// `images/`
+    pub images: bool,
+}
+
+impl Default for ViewSet {
+    fn default() -> Self {
+        ViewSet {
+            containers_storage: true,
+            ostree: true,
+            images: true,
+        }
+    }
 }
 
 fn catalog_stamp(store: &Store) -> Option<(i64, i64, u64, u64)> {
@@ -84,7 +107,7 @@ fn catalog_stamp(store: &Store) -> Option<(i64, i64, u64, u64)> {
 
 impl UnistoreFs {
     /// Build the views of `store`.
-    pub fn new(store: Store, passthrough: Passthrough) -> anyhow::Result<Self> {
+    pub fn new(store: Store, passthrough: Passthrough, views: ViewSet) -> anyhow::Result<Self> {
         let loader_store = Store::open(store.root())?;
         let loader: unistore_store::view::tree::IndexLoader = Box::new(move |obj: &str| {
             let data = loader_store.read_object(obj)?;
@@ -97,12 +120,14 @@ impl UnistoreFs {
                 catalog_stamp: None,
                 last_check: Instant::now() - CATALOG_POLL * 2,
                 layers: cstor::LayerCache::default(),
+                ostree: ostree::OstreeCache::default(),
             }),
             handles: RwLock::new(HashMap::new()),
             backing: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough,
             passthrough_active: AtomicBool::new(false),
+            views,
         };
         fs.refresh(true)?;
         Ok(fs)
@@ -125,11 +150,17 @@ impl UnistoreFs {
             return Ok(());
         }
         let cat = self.store.catalog()?;
-        let cs = cstor::build(&self.store, &self.vfs, &cat, &mut st.layers)?;
         let mut root = std::collections::BTreeMap::new();
-        root.insert(b"containers-storage".to_vec(), cs);
+        if self.views.containers_storage {
+            let cs = cstor::build(&self.store, &self.vfs, &cat, &mut st.layers)?;
+            root.insert(b"containers-storage".to_vec(), cs);
+        }
+        if self.views.ostree {
+            let os = ostree::build(&self.store, &self.vfs, &cat, &mut st.ostree)?;
+            root.insert(b"ostree".to_vec(), os);
+        }
         let mut attr = unistore_store::view::Attr::dir(0o755);
-        attr.nlink = 3;
+        attr.nlink = 2 + root.len() as u32;
         self.vfs
             .replace(1, Node::new(attr, Content::Dir(root), true));
         st.catalog_stamp = stamp;

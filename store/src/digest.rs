@@ -81,6 +81,7 @@ pub struct CrcTake<'a, R> {
     inner: &'a mut R,
     left: u64,
     digest: crc::Digest<'static, u64>,
+    sha: Option<Sha256>,
 }
 
 impl<R> std::fmt::Debug for CrcTake<'_, R> {
@@ -96,12 +97,23 @@ impl<'a, R: Read> CrcTake<'a, R> {
             inner,
             left: len,
             digest: CRC64_GO_ISO.digest(),
+            sha: None,
         }
     }
 
-    /// The CRC of what was read; only meaningful once all bytes were read.
-    pub fn crc(self) -> u64 {
-        self.digest.finalize()
+    /// Also feed the bytes to `sha` (which may already hold a prefix).
+    pub fn with_sha256(mut self, sha: Sha256) -> Self {
+        self.sha = Some(sha);
+        self
+    }
+
+    /// The CRC of what was read and, if requested, the sha256; only
+    /// meaningful once all bytes were read.
+    pub fn finish(self) -> (u64, Option<[u8; 32]>) {
+        (
+            self.digest.finalize(),
+            self.sha.map(|s| s.finalize().into()),
+        )
     }
 
     /// Bytes still to read.
@@ -124,6 +136,9 @@ impl<R: Read> Read for CrcTake<'_, R> {
             ));
         }
         self.digest.update(&buf[..n]);
+        if let Some(s) = &mut self.sha {
+            s.update(&buf[..n]);
+        }
         self.left -= n as u64;
         Ok(n)
     }

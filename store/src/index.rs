@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the serialized index; bump when [`LayerIndex`] changes shape.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 
 /// What kind of tar member an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +75,9 @@ pub struct Entry {
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Content location.
     pub data: Data,
+    /// For regular files: the ostree content checksum (hex), computed while
+    /// the bytes streamed past at import (see [`crate::ostree_format`]).
+    pub ostree: Option<String>,
 }
 
 /// The index of one layer.

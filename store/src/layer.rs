@@ -20,6 +20,8 @@ use composefs::fsverity::{FsVerityHashValue, Sha256HashValue};
 use composefs::repository::Repository;
 use composefs::splitstream::SplitStreamWriter;
 
+use sha2::{Digest as _, Sha256};
+
 use crate::digest::CrcTake;
 use crate::error::StoreError;
 use crate::index::{Data, Entry, Kind, LayerIndex, INDEX_VERSION};
@@ -484,9 +486,26 @@ pub fn import_layer(
         ts.segment(&pending);
         pending.clear();
 
-        // Content.
+        // Content. Regular files also get their ostree content checksum
+        // here, in the same pass: sha256(file header || bytes).
         let mut data = Data::None;
         let mut crc = 0u64;
+        let mut ostree = None;
+        let ostree_hasher = || {
+            let mut h = Sha256::new();
+            h.update(crate::ostree_format::file_header(
+                uid,
+                gid,
+                0o100000 | mode,
+                0,
+                b"",
+                &xattrs,
+            ));
+            h
+        };
+        if kind == Kind::File && content_len == 0 {
+            ostree = Some(hex::encode(ostree_hasher().finalize()));
+        }
         if content_len > 0 {
             if content_len <= INLINE_MAX {
                 let mut buf = vec![0u8; content_len as usize];
@@ -500,9 +519,12 @@ pub fn import_layer(
                 }
                 writer.write_inline(&buf);
                 crc = crate::digest::CRC64_GO_ISO.checksum(&buf);
+                let mut h = ostree_hasher();
+                h.update(&buf);
+                ostree = Some(hex::encode(h.finalize()));
                 data = Data::Inline(buf);
             } else {
-                let mut take = CrcTake::new(input, content_len);
+                let mut take = CrcTake::new(input, content_len).with_sha256(ostree_hasher());
                 let id = repo
                     .ensure_object_from_reader(&mut take, content_len)
                     .map_err(|e| match e.root_cause().downcast_ref::<io::Error>() {
@@ -519,7 +541,9 @@ pub fn import_layer(
                     )
                     .into());
                 }
-                crc = take.crc();
+                let (c, sha) = take.finish();
+                crc = c;
+                ostree = sha.map(hex::encode);
                 crate::crash::point("object written");
                 if seen_objects.insert(id.clone()) && object_is_new(repo, &id, started) {
                     new_bytes += content_len;
@@ -631,6 +655,7 @@ pub fn import_layer(
             link,
             xattrs,
             data,
+            ostree,
         });
         progress(total, entries.len() as u64);
     }

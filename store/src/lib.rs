@@ -21,6 +21,7 @@ pub mod error;
 pub mod import;
 pub mod index;
 pub mod layer;
+pub mod ostree_format;
 pub mod progress;
 pub mod records;
 pub mod repo;

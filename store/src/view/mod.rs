@@ -9,6 +9,7 @@
 //! kernel may still hold them) and layer trees are reused.
 
 pub mod cstor;
+pub mod ostree;
 pub mod tree;
 
 pub use tree::{Attr, Content, NodeKind, Vfs};
