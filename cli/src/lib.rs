@@ -97,6 +97,15 @@ pub enum Cmd {
         /// Mount options: passthrough=auto|on|off, threads=N (comma-separated, repeatable).
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
+        /// Views to show: all, or containers-storage, ostree, images joined with `+`.
+        #[arg(long, default_value = "all")]
+        view: String,
+    },
+    /// Point podman at the store's containers-storage view (storage.conf).
+    Conf {
+        /// install, show or remove.
+        #[command(subcommand)]
+        action: ConfAction,
     },
     /// Unmount a mounted store and stop its daemon.
     Umount {
@@ -116,6 +125,32 @@ pub enum Cmd {
     },
 }
 
+/// `unistore conf` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfAction {
+    /// Add MNT/containers-storage to podman's additionalimagestores (idempotent).
+    Install {
+        /// Where the store is (or will be) mounted.
+        #[arg(long, default_value = DEFAULT_MOUNT)]
+        mount: PathBuf,
+    },
+    /// Show the storage configuration podman reads and its additional image stores.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo `install`, restoring the file exactly as it was.
+    Remove {
+        /// The mount point given to install.
+        #[arg(long, default_value = DEFAULT_MOUNT)]
+        mount: PathBuf,
+    },
+}
+
+/// Default mount point of the system store (see the systemd unit).
+pub const DEFAULT_MOUNT: &str = "/run/unistore";
+
 /// Run the CLI with these arguments (argv[0] first).
 pub fn run_from_iter<I, T>(args: I) -> anyhow::Result<()>
 where
@@ -128,6 +163,17 @@ where
 
 fn open(app: &App) -> anyhow::Result<Store> {
     Store::open(&app.store)
+}
+
+/// `mount.fuse.unistore STORE MNT -o OPTS` (mount(8)'s FUSE type helper).
+pub fn mount_helper_main(args: Vec<String>) -> anyhow::Result<()> {
+    let inv = unistore_mount_helper::parse(&args)?;
+    if inv.fake {
+        return Ok(());
+    }
+    let mut argv = vec!["unistore".to_string()];
+    argv.extend(inv.unistore_args());
+    run_from_iter(argv)
 }
 
 /// Execute a parsed command line.
@@ -332,7 +378,9 @@ pub fn run(app: App) -> anyhow::Result<()> {
             mountpoint,
             foreground,
             options,
-        } => mount(&app, mountpoint, *foreground, options)?,
+            view,
+        } => mount(&app, mountpoint, *foreground, options, view)?,
+        Cmd::Conf { action } => conf(action)?,
         Cmd::Umount { mountpoint } => {
             unistore_fuse::daemon::unmount(mountpoint)?;
             // The daemon exits once the kernel drops the connection.
@@ -396,13 +444,88 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
     Ok(o)
 }
 
+fn conf(action: &ConfAction) -> anyhow::Result<()> {
+    use unistore_containers_conf as cc;
+    let view = |m: &std::path::Path| m.join("containers-storage").display().to_string();
+    match action {
+        ConfAction::Install { mount } => match cc::install(&view(mount))? {
+            cc::Outcome::Changed(p) => println!("Added {} to {}", view(mount), p.display()),
+            cc::Outcome::Unchanged(p) => println!("{} already lists {}", p.display(), view(mount)),
+        },
+        ConfAction::Remove { mount } => match cc::remove(&view(mount))? {
+            cc::Outcome::Changed(p) => println!("Restored {}", p.display()),
+            cc::Outcome::Unchanged(p) => println!("{} does not list {}", p.display(), view(mount)),
+        },
+        ConfAction::Show { json } => {
+            let (path, exists) = cc::effective_path();
+            let text = if exists {
+                std::fs::read_to_string(&path)?
+            } else {
+                String::new()
+            };
+            let stores =
+                cc::list_stores(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            if *json {
+                output::json(
+                    &json!({"Path": path, "Exists": exists, "AdditionalImageStores": stores}),
+                )?;
+            } else {
+                println!(
+                    "# {} ({})",
+                    path.display(),
+                    if exists {
+                        "read by podman"
+                    } else {
+                        "absent: podman uses built-in defaults"
+                    }
+                );
+                print!("{text}");
+                println!(
+                    "# additionalimagestores: {}",
+                    if stores.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        stores.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_views(view: &str) -> anyhow::Result<unistore_fuse::fs::ViewSet> {
+    let mut v = unistore_fuse::fs::ViewSet {
+        containers_storage: false,
+        ostree: false,
+        images: false,
+    };
+    for part in view.split(['+', ',']) {
+        match part {
+            "all" => v = unistore_fuse::fs::ViewSet::default(),
+            "containers-storage" => v.containers_storage = true,
+            "ostree" => v.ostree = true,
+            "images" => v.images = true,
+            p if p.starts_with("image:") => {
+                anyhow::bail!("single-image mounts (`{p}`) are not available yet")
+            }
+            p => anyhow::bail!(
+                "unknown view `{p}` (all, containers-storage, ostree, images, image:NAME)"
+            ),
+        }
+    }
+    Ok(v)
+}
+
 fn mount(
     app: &App,
     mnt: &std::path::Path,
     foreground: bool,
     options: &[String],
+    view: &str,
 ) -> anyhow::Result<()> {
-    let opts = parse_mount_options(options)?;
+    let mut opts = parse_mount_options(options)?;
+    opts.views = parse_views(view)?;
     Store::open(&app.store)?; // fail early, in the foreground, on a bad store
     if !mnt.is_dir() && !unistore_fuse::daemon::clear_stale_mount(mnt)? {
         anyhow::bail!("mount point {} is not a directory", mnt.display());
@@ -430,6 +553,8 @@ fn mount(
         .arg("mount")
         .arg(mnt)
         .arg("--foreground")
+        .arg("--view")
+        .arg(view)
         .args(options.iter().flat_map(|o| ["-o", o.as_str()]))
         .env(
             "UNISTORE_LOG",

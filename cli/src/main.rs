@@ -7,7 +7,18 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = unistore_cli::run_from_iter(std::env::args_os()) {
+    // Multi-call: installed as /sbin/mount.fuse.unistore, act as mount(8)'s type helper.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result = if name == "mount.fuse.unistore" {
+        unistore_cli::mount_helper_main(std::env::args().skip(1).collect())
+    } else {
+        unistore_cli::run_from_iter(std::env::args_os())
+    };
+    if let Err(e) = result {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("Error: {e:#}");
