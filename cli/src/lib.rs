@@ -80,6 +80,27 @@ pub enum Cmd {
         /// Image names or IDs.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Remove even if podman containers use the image through the view.
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Remove objects and streams no image reaches.
+    Gc {
+        /// Only report what would be removed.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every object, stream, index and catalog entry.
+    Fsck {
+        /// Rebuild derived data, remove orphans, name unrepairable images.
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show logical and physical space use and the dedup ratio.
     Df {
@@ -299,6 +320,7 @@ pub fn run(app: App) -> anyhow::Result<()> {
                     json!({
                         "DiffID": l.meta.diff_id, "Digest": l.blob_digest, "MediaType": l.media_type,
                         "Size": l.meta.diff_size, "CompressedSize": l.blob_size, "Files": l.meta.entries,
+                        "IndexObject": l.meta.index_object, "TarSplitObject": l.meta.tarsplit_object,
                     })
                 })
                 .collect();
@@ -341,11 +363,87 @@ pub fn run(app: App) -> anyhow::Result<()> {
                 store.tag(name, n)?;
             }
         }
-        Cmd::Rmi { names } => {
+        Cmd::Rmi { names, force } => {
             let store = open(&app)?;
+            let containers = unistore_store::gc::podman_containers();
             for n in names {
+                let cat = store.catalog()?;
+                let e = cat
+                    .find(n)
+                    .ok_or_else(|| unistore_store::StoreError::ImageNotFound(n.clone()))?;
+                let users: Vec<String> = containers
+                    .iter()
+                    .filter(|c| c.image == e.id)
+                    .map(|c| format!("{} ({})", c.names.join(","), &c.id[..12.min(c.id.len())]))
+                    .collect();
+                let last_name =
+                    e.names.len() <= 1 || e.id.starts_with(n.trim_start_matches("sha256:"));
+                if !users.is_empty() && last_name {
+                    if *force {
+                        eprintln!(
+                            "Warning: removing {n} although podman containers use it: {}; they keep working until gc, after which they fail to start",
+                            users.join(", ")
+                        );
+                    } else {
+                        anyhow::bail!(
+                            "image {n} is in use by podman containers: {} (remove them first or use --force)",
+                            users.join(", ")
+                        );
+                    }
+                }
                 let e = store.rmi(n)?;
                 println!("Untagged: {n} ({})", e.id);
+            }
+        }
+        Cmd::Gc { dry_run, json } => {
+            let store = open(&app)?;
+            let r = unistore_store::gc::gc(&store, *dry_run)?;
+            if *json {
+                output::json(&r)?;
+            } else {
+                println!(
+                    "{} {} objects ({}), {} stream links{}",
+                    if *dry_run { "Would remove" } else { "Removed" },
+                    r.objects_removed,
+                    output::human_size(r.bytes_removed),
+                    r.streams_removed,
+                    if r.pinned_images.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; kept {} images still in use", r.pinned_images.len())
+                    }
+                );
+            }
+        }
+        Cmd::Fsck { repair, json } => {
+            let store = open(&app)?;
+            let r = unistore_store::fsck::fsck(&store, *repair)?;
+            if *json {
+                output::json(&r)?;
+            } else {
+                for f in &r.findings {
+                    println!("{f}");
+                }
+                for x in &r.repaired {
+                    println!("repaired: {x}");
+                }
+                for x in &r.unrepairable {
+                    println!("unrepairable: image {x}");
+                }
+                println!(
+                    "{} objects, {} images checked: {}",
+                    r.objects_checked,
+                    r.images_checked,
+                    if r.is_clean() {
+                        "clean".to_string()
+                    } else {
+                        format!("{} problems", r.findings.len())
+                    }
+                );
+            }
+            let still_bad = !r.is_clean() && (!*repair || !r.unrepairable.is_empty());
+            if still_bad {
+                std::process::exit(1);
             }
         }
         Cmd::Df { json } => {

@@ -72,6 +72,8 @@ impl std::fmt::Debug for UnistoreFs {
 }
 
 struct State {
+    /// `pins/<pid>` in the store, exclusively flocked while we live.
+    pin_file: Option<File>,
     catalog_stamp: Option<(i64, i64, u64, u64)>,
     last_check: Instant,
     layers: cstor::LayerCache,
@@ -117,6 +119,7 @@ impl UnistoreFs {
             store,
             vfs: Vfs::new(loader),
             state: Mutex::new(State {
+                pin_file: None,
                 catalog_stamp: None,
                 last_check: Instant::now() - CATALOG_POLL * 2,
                 layers: cstor::LayerCache::default(),
@@ -164,11 +167,41 @@ impl UnistoreFs {
         self.vfs
             .replace(1, Node::new(attr, Content::Dir(root), true));
         st.catalog_stamp = stamp;
+        // Tell gc what this daemon serves (see unistore_store::gc).
+        let pins: String = cat
+            .images
+            .iter()
+            .map(|e| format!("{}\n", e.stream))
+            .collect();
+        if let Err(e) = self.write_pins(&mut st, &pins) {
+            tracing::warn!("cannot write gc pin file: {e:#}");
+        }
         tracing::info!(
             generation = cat.generation,
             images = cat.images.len(),
             "views rebuilt"
         );
+        Ok(())
+    }
+
+    fn write_pins(&self, st: &mut State, pins: &str) -> anyhow::Result<()> {
+        use std::io::{Seek, Write};
+        if st.pin_file.is_none() {
+            let dir = self.store.root().join(unistore_store::gc::PINS_DIR);
+            std::fs::create_dir_all(&dir)?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .read(true)
+                .open(dir.join(std::process::id().to_string()))?;
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+            st.pin_file = Some(f);
+        }
+        let f = st.pin_file.as_mut().expect("set above");
+        f.set_len(0)?;
+        f.rewind()?;
+        f.write_all(pins.as_bytes())?;
         Ok(())
     }
 

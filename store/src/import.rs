@@ -432,3 +432,78 @@ pub fn import(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Rebuild the derived data (indexes, tar-splits) of image `id` from its
+/// layer tar streams, and republish it. The caller holds the writer lock.
+pub fn rebuild_derived(store: &Store, id: &str) -> anyhow::Result<()> {
+    let repo = store.repo();
+    let mut cat = store.catalog()?;
+    let entry = cat
+        .images
+        .iter()
+        .find(|e| e.id == id)
+        .cloned()
+        .ok_or_else(|| StoreError::ImageNotFound(id.to_string()))?;
+    let mut rec = store.image(&entry)?;
+    for l in &mut rec.layers {
+        let healthy = store.layer_index(&l.meta).is_ok()
+            && store.read_object(&l.meta.tarsplit_object).is_ok();
+        if healthy {
+            continue;
+        }
+        let diff_hex = parse_sha256("layer", &l.meta.diff_id)?;
+        // Stream the original tar back through the importer.
+        let (mut rd, mut wr) = std::io::pipe()?;
+        let meta = l.meta.clone();
+        let out = std::thread::scope(|s| -> anyhow::Result<_> {
+            let writer = s.spawn(move || -> anyhow::Result<()> {
+                store.write_layer_tar(&meta, &mut wr)?;
+                Ok(())
+            });
+            let mut h = HashingReader::new(&mut rd);
+            let out = import_layer(
+                repo,
+                &l.meta.diff_id,
+                &mut h,
+                LAYER_TAR_CONTENT_TYPE,
+                &mut |_, _| {},
+            )?;
+            let (digest, _) = h.finish()?;
+            writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("tar writer panicked"))??;
+            anyhow::ensure!(
+                digest == l.meta.diff_id,
+                "layer tar stream no longer matches its diffID ({digest})"
+            );
+            Ok(out)
+        })?;
+        let index_obj = repo.ensure_object(&out.index.encode()?)?;
+        let tarsplit_obj = repo.ensure_object(&out.tarsplit_gz)?;
+        drop(out.writer); // the tar stream itself is intact and kept
+        l.meta.index_object = index_obj.to_hex();
+        l.meta.tarsplit_object = tarsplit_obj.to_hex();
+        let mut w = repo.create_stream(LAYER_META_CONTENT_TYPE)?;
+        w.write_inline(&serde_json::to_vec(&l.meta)?);
+        w.add_object_ref(&index_obj);
+        w.add_object_ref(&tarsplit_obj);
+        w.add_named_stream_ref("tar", &Store::object_id(&l.meta.tar_stream)?);
+        let name = layer_meta_id(&diff_hex);
+        let _ = std::fs::remove_file(store.root().join("repo/streams").join(&name));
+        l.meta_stream = repo.write_stream(w, &name, None)?.to_hex();
+    }
+    let mut w = repo.create_stream(IMAGE_CONTENT_TYPE)?;
+    w.write_inline(&serde_json::to_vec(&rec)?);
+    w.add_object_ref(&Store::object_id(&rec.manifest_object)?);
+    w.add_object_ref(&Store::object_id(&rec.config_object)?);
+    for l in &rec.layers {
+        w.add_named_stream_ref(&l.meta.diff_id, &Store::object_id(&l.meta_stream)?);
+    }
+    let name = image_stream_id(rec.manifest_digest.trim_start_matches("sha256:"));
+    let _ = std::fs::remove_file(store.root().join("repo/streams").join(&name));
+    let obj = repo.write_stream(w, &name, None)?;
+    if let Some(e) = cat.images.iter_mut().find(|e| e.id == id) {
+        e.stream = obj.to_hex();
+    }
+    store.publish(&mut cat)
+}

@@ -18,6 +18,8 @@ pub mod catalog;
 pub mod crash;
 pub mod digest;
 pub mod error;
+pub mod fsck;
+pub mod gc;
 pub mod import;
 pub mod index;
 pub mod layer;
