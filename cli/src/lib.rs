@@ -115,7 +115,7 @@ pub enum Cmd {
         /// Stay attached (for systemd); default is to run the daemon in the background.
         #[arg(long)]
         foreground: bool,
-        /// Mount options: passthrough=auto|on|off, threads=N (comma-separated, repeatable).
+        /// Mount options: passthrough=auto|on|off, threads=N, verify=on|off (comma-separated, repeatable).
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
         /// Views to show: all, or containers-storage, ostree, images joined with `+`.
@@ -529,7 +529,12 @@ pub fn run(app: App) -> anyhow::Result<()> {
             Generate::Man { dir } => write_man_pages(dir)?,
             Generate::Completions { shell } => {
                 use clap::CommandFactory;
-                clap_complete::generate(*shell, &mut App::command(), "unistore", &mut std::io::stdout());
+                clap_complete::generate(
+                    *shell,
+                    &mut App::command(),
+                    "unistore",
+                    &mut std::io::stdout(),
+                );
             }
         },
         Cmd::LayerTar {
@@ -583,8 +588,15 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
             }
+            Some(("verify", v)) => {
+                o.verify = match v {
+                    "on" => true,
+                    "off" => false,
+                    _ => anyhow::bail!("verify must be on or off, not `{v}`"),
+                }
+            }
             _ => anyhow::bail!(
-                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N)"
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, verify=on|off)"
             ),
         }
     }

@@ -18,6 +18,8 @@ pub struct MountOptions {
     pub threads: usize,
     /// Views to show.
     pub views: crate::fs::ViewSet,
+    /// Check every object's digest before serving it the first time.
+    pub verify: bool,
 }
 
 impl Default for MountOptions {
@@ -26,6 +28,7 @@ impl Default for MountOptions {
             passthrough: Passthrough::Auto,
             threads: 2,
             views: crate::fs::ViewSet::default(),
+            verify: false,
         }
     }
 }
@@ -98,7 +101,7 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     clear_stale_mount(mnt)?;
     let store = Store::open(store_root)?;
-    let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?;
+    let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?.with_verify(opts.verify);
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(store_root.display().to_string()),

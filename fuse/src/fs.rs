@@ -61,6 +61,8 @@ pub struct UnistoreFs {
     passthrough: Passthrough,
     passthrough_active: AtomicBool,
     views: ViewSet,
+    /// `verify=on`: objects whose digest was checked before first use.
+    verified: Option<RwLock<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for UnistoreFs {
@@ -131,9 +133,39 @@ impl UnistoreFs {
             passthrough,
             passthrough_active: AtomicBool::new(false),
             views,
+            verified: None,
         };
         fs.refresh(true)?;
         Ok(fs)
+    }
+
+    /// Check each object's digest before serving it the first time (`verify=on`).
+    pub fn with_verify(mut self, on: bool) -> Self {
+        self.verified = on.then(|| RwLock::new(Default::default()));
+        self
+    }
+
+    fn check_object(&self, ino: INodeNo, hex: &str, path: &std::path::Path) -> Result<(), Errno> {
+        let Some(v) = &self.verified else {
+            return Ok(());
+        };
+        if v.read().expect("lock").contains(hex) {
+            return Ok(());
+        }
+        match unistore_store::fsck::object_digest(path) {
+            Ok(d) if d == hex => {
+                v.write().expect("lock").insert(hex.to_string());
+                Ok(())
+            }
+            Ok(d) => {
+                tracing::error!(ino = ino.0, object = %hex, actual = %d, "object digest mismatch: refusing to serve it");
+                Err(Errno::EIO)
+            }
+            Err(e) => {
+                tracing::error!(ino = ino.0, object = %hex, "cannot verify object: {e}");
+                Err(Errno::EIO)
+            }
+        }
     }
 
     /// Whether reads go through kernel passthrough.
@@ -273,6 +305,7 @@ impl UnistoreFs {
         match &n.content {
             Content::Object(hex) => {
                 let path = self.store.object_path(hex).map_err(internal)?;
+                self.check_object(ino, hex, &path)?;
                 let file = File::open(&path).map_err(|e| {
                     tracing::error!(ino = ino.0, object = %hex, "cannot open backing object: {e}");
                     Errno::EIO

@@ -32,7 +32,7 @@ pub enum ParseError {
     #[error("usage: mount.fuse.unistore STORE MOUNTPOINT [-o OPTIONS]")]
     Usage,
     /// An option we do not know.
-    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, threads=, and the generic fstab options)")]
+    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, threads=, verify=, and the generic fstab options)")]
     Unknown(String),
     /// An option with a bad value.
     #[error("bad value for mount option `{0}`: {1}")]
@@ -121,6 +121,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
                         o.into(),
                         "expected auto, on or off".into(),
                     ));
+                }
+                inv.daemon_options.push(o.to_string());
+            }
+            Some(("verify", v)) => {
+                if !matches!(v, "on" | "off") {
+                    return Err(ParseError::BadValue(o.into(), "expected on or off".into()));
                 }
                 inv.daemon_options.push(o.to_string());
             }
