@@ -658,6 +658,7 @@ fn parse_views(view: &str) -> anyhow::Result<unistore_fuse::fs::ViewSet> {
         containers_storage: false,
         ostree: false,
         images: false,
+        single_image: None,
     };
     for part in view.split(['+', ',']) {
         match part {
@@ -666,7 +667,12 @@ fn parse_views(view: &str) -> anyhow::Result<unistore_fuse::fs::ViewSet> {
             "ostree" => v.ostree = true,
             "images" => v.images = true,
             p if p.starts_with("image:") => {
-                anyhow::bail!("single-image mounts (`{p}`) are not available yet")
+                v = unistore_fuse::fs::ViewSet {
+                    containers_storage: false,
+                    ostree: false,
+                    images: false,
+                    single_image: Some(p["image:".len()..].to_string()),
+                };
             }
             p => anyhow::bail!(
                 "unknown view `{p}` (all, containers-storage, ostree, images, image:NAME)"

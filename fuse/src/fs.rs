@@ -22,7 +22,7 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use unistore_store::view::tree::Node;
-use unistore_store::view::{cstor, ostree, Content, NodeKind, Vfs};
+use unistore_store::view::{cstor, images, ostree, Content, NodeKind, Vfs};
 use unistore_store::Store;
 
 /// Content-addressed nodes never change: cache them for a day.
@@ -80,6 +80,7 @@ struct State {
     last_check: Instant,
     layers: cstor::LayerCache,
     ostree: ostree::OstreeCache,
+    images: images::ImagesCache,
 }
 
 /// Which views a mount shows.
@@ -91,6 +92,8 @@ pub struct ViewSet {
     pub ostree: bool,
     /// `images/`
     pub images: bool,
+    /// Mount one image's root filesystem alone (`--view image:NAME`).
+    pub single_image: Option<String>,
 }
 
 impl Default for ViewSet {
@@ -99,6 +102,7 @@ impl Default for ViewSet {
             containers_storage: true,
             ostree: true,
             images: true,
+            single_image: None,
         }
     }
 }
@@ -126,6 +130,7 @@ impl UnistoreFs {
                 last_check: Instant::now() - CATALOG_POLL * 2,
                 layers: cstor::LayerCache::default(),
                 ostree: ostree::OstreeCache::default(),
+                images: images::ImagesCache::default(),
             }),
             handles: RwLock::new(HashMap::new()),
             backing: Mutex::new(HashMap::new()),
@@ -185,10 +190,42 @@ impl UnistoreFs {
             return Ok(());
         }
         let cat = self.store.catalog()?;
+        if let Some(name) = &self.views.single_image {
+            // The image's root filesystem is the mount's root (node 1), fixed at mount time.
+            if force {
+                let entry = cat
+                    .find(name)
+                    .ok_or_else(|| unistore_store::StoreError::ImageNotFound(name.clone()))?;
+                let rec = self.store.image(entry)?;
+                let objs = rec
+                    .layers
+                    .iter()
+                    .map(|l| l.meta.index_object.clone())
+                    .collect();
+                self.vfs.replace(
+                    1,
+                    Node::new(
+                        unistore_store::view::Attr::dir(0o755),
+                        Content::LazyImage(Arc::new(objs)),
+                        false,
+                    ),
+                );
+                let pins = format!("{}\n", entry.stream);
+                if let Err(e) = self.write_pins(&mut st, &pins) {
+                    tracing::warn!("cannot write gc pin file: {e:#}");
+                }
+            }
+            st.catalog_stamp = stamp;
+            return Ok(());
+        }
         let mut root = std::collections::BTreeMap::new();
         if self.views.containers_storage {
             let cs = cstor::build(&self.store, &self.vfs, &cat, &mut st.layers)?;
             root.insert(b"containers-storage".to_vec(), cs);
+        }
+        if self.views.images {
+            let im = images::build(&self.store, &self.vfs, &cat, &mut st.images)?;
+            root.insert(b"images".to_vec(), im);
         }
         if self.views.ostree {
             let os = ostree::build(&self.store, &self.vfs, &cat, &mut st.ostree)?;
@@ -349,7 +386,7 @@ impl UnistoreFs {
                 };
                 Ok((0, flags, None))
             }
-            Content::Dir(_) | Content::LazyLayer(_) => Err(Errno::EISDIR),
+            Content::Dir(_) | Content::LazyLayer(_) | Content::LazyImage(_) => Err(Errno::EISDIR),
             Content::Symlink(_) => Err(Errno::ELOOP),
         }
     }

@@ -9,6 +9,8 @@
 //! kernel may still hold them) and layer trees are reused.
 
 pub mod cstor;
+pub mod images;
+pub mod merge;
 pub mod ostree;
 pub mod tree;
 

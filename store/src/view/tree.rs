@@ -78,6 +78,9 @@ pub enum Content {
     Dir(BTreeMap<Vec<u8>, u64>),
     /// Directory whose children are the tree of a layer (index object, hex), built on first use.
     LazyLayer(String),
+    /// Directory whose children are the flattened tree of an image (its
+    /// layers' index objects, base first), built on first use.
+    LazyImage(Arc<Vec<String>>),
     /// Bytes held in memory (synthesized files, small files).
     Bytes(Arc<[u8]>),
     /// A composefs object (hex id) in the store.
@@ -176,6 +179,20 @@ impl Vfs {
                 .get((ino - 1) as usize)
                 .cloned());
         }
+        if let Content::LazyImage(objs) = &node.content {
+            let layers = objs
+                .iter()
+                .map(|o| (self.loader)(o))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let tree = super::merge::merged_tree(&layers);
+            self.expand_image(ino, &tree);
+            return Ok(self
+                .nodes
+                .read()
+                .expect("lock")
+                .get((ino - 1) as usize)
+                .cloned());
+        }
         Ok(Some(node))
     }
 
@@ -195,6 +212,75 @@ impl Vfs {
             Some(Content::Dir(children)) => children.get(name).copied(),
             _ => None,
         })
+    }
+
+    /// Materialise a merged image tree at the (lazy) directory `root`.
+    fn expand_image(&self, root: u64, tree: &super::merge::MergedTree) {
+        let mut guard = self.nodes.write().expect("lock");
+        if !matches!(guard[(root - 1) as usize].content, Content::LazyImage(_)) {
+            return;
+        }
+        // Node numbers: the root keeps `root`; the others are appended in order.
+        let base = guard.len() as u64 + 1;
+        let ino_of = |id: usize| -> u64 {
+            if id == super::merge::MergedTree::ROOT {
+                root
+            } else {
+                base + id as u64 - 1
+            }
+        };
+        let mut new_nodes = Vec::with_capacity(tree.len());
+        for (id, m) in tree.nodes().iter().enumerate() {
+            let e = &m.entry;
+            let kind = match e.kind {
+                Kind::Dir => NodeKind::Dir,
+                Kind::Symlink => NodeKind::Symlink,
+                Kind::Char => NodeKind::Char,
+                Kind::Block => NodeKind::Block,
+                Kind::Fifo => NodeKind::Fifo,
+                _ => NodeKind::File,
+            };
+            let content = match kind {
+                NodeKind::Dir => Content::Dir(
+                    m.children
+                        .iter()
+                        .map(|(n, c)| (n.clone(), ino_of(*c)))
+                        .collect(),
+                ),
+                NodeKind::Symlink => Content::Symlink(e.link.clone()),
+                NodeKind::File => match &e.data {
+                    Data::Object(h) => Content::Object(h.clone()),
+                    Data::Inline(b) => Content::Bytes(Arc::from(b.as_slice())),
+                    Data::None => Content::None,
+                },
+                _ => Content::None,
+            };
+            let size = match kind {
+                NodeKind::Dir => 4096,
+                NodeKind::Symlink => e.link.len() as u64,
+                NodeKind::File => e.size,
+                _ => 0,
+            };
+            let attr = Attr {
+                kind,
+                perm: e.mode & 0o7777,
+                uid: e.uid,
+                gid: e.gid,
+                size,
+                mtime: e.mtime,
+                mtime_nsec: e.mtime_nsec,
+                rdev: (e.rdev_major, e.rdev_minor),
+                nlink: m.nlink,
+            };
+            let mut n = Node::new(attr, content, false);
+            n.xattrs = e.xattrs.clone();
+            if id == super::merge::MergedTree::ROOT {
+                guard[(root - 1) as usize] = Arc::new(n);
+            } else {
+                new_nodes.push(Arc::new(n));
+            }
+        }
+        guard.extend(new_nodes);
     }
 
     /// Build the overlay-form tree of `idx` below the (lazy) directory `root`.
