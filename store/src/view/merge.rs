@@ -67,7 +67,9 @@ impl MergedNode {
 }
 
 /// The flattened tree of an image. Node 0 is the root directory; every node
-/// is reachable from it.
+/// is reachable from it. Every directory is numbered after its parent (so a
+/// reverse scan of the directories visits children first); a hard-linked
+/// non-directory is numbered after the first of its parents only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergedTree {
     nodes: Vec<MergedNode>,
