@@ -6,6 +6,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Multi-call: installed as /sbin/mount.fuse.unistore, act as mount(8)'s type helper.
     let argv0 = std::env::args_os().next().unwrap_or_default();

@@ -163,7 +163,13 @@ impl UnistoreFs {
                 Ok(())
             }
             Ok(d) => {
-                tracing::error!(ino = ino.0, object = %hex, actual = %d, "object digest mismatch: refusing to serve it");
+                self.log_bad_object(
+                    ino,
+                    hex,
+                    &format!(
+                        "object digest mismatch (content hashes to {d}): refusing to serve it"
+                    ),
+                );
                 Err(Errno::EIO)
             }
             Err(e) => {
@@ -171,6 +177,35 @@ impl UnistoreFs {
                 Err(Errno::EIO)
             }
         }
+    }
+
+    /// Log a broken backing object with every image, layer and path that
+    /// uses it (a search of the indexes: error path only).
+    fn log_bad_object(&self, ino: INodeNo, hex: &str, what: &str) {
+        let mut users = Vec::new();
+        if let Ok(cat) = self.store.catalog() {
+            for e in &cat.images {
+                let Ok(rec) = self.store.image(e) else {
+                    continue;
+                };
+                for l in &rec.layers {
+                    let Ok(idx) = self.store.layer_index(&l.meta) else {
+                        continue;
+                    };
+                    for ent in &idx.entries {
+                        if matches!(&ent.data, unistore_store::index::Data::Object(h) if h == hex) {
+                            users.push(format!(
+                                "image {} layer {} path /{}",
+                                e.names.first().unwrap_or(&e.id),
+                                l.meta.diff_id,
+                                String::from_utf8_lossy(&ent.path)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        tracing::error!(ino = ino.0, object = %hex, used_by = ?users, "{what}");
     }
 
     /// Whether reads go through kernel passthrough.
@@ -344,9 +379,30 @@ impl UnistoreFs {
                 let path = self.store.object_path(hex).map_err(internal)?;
                 self.check_object(ino, hex, &path)?;
                 let file = File::open(&path).map_err(|e| {
-                    tracing::error!(ino = ino.0, object = %hex, "cannot open backing object: {e}");
+                    self.log_bad_object(ino, hex, &format!("cannot open backing object: {e}"));
                     Errno::EIO
                 })?;
+                // A truncated or replaced object shows as a size mismatch: refuse it
+                // rather than serve a short file (cheap fstat; digests need verify=on).
+                match file.metadata() {
+                    Ok(md) if md.len() == n.attr.size => {}
+                    Ok(md) => {
+                        self.log_bad_object(
+                            ino,
+                            hex,
+                            &format!(
+                                "backing object is {} bytes, expected {}",
+                                md.len(),
+                                n.attr.size
+                            ),
+                        );
+                        return Err(Errno::EIO);
+                    }
+                    Err(e) => {
+                        self.log_bad_object(ino, hex, &format!("cannot stat backing object: {e}"));
+                        return Err(Errno::EIO);
+                    }
+                }
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
                 if self.passthrough_active() {
                     let mut cache = self.backing.lock().expect("lock");
@@ -426,7 +482,7 @@ impl UnistoreFs {
                         Ok(k) => done += k,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => {
-                            tracing::error!(ino = ino.0, object = %hex, "read failed: {e}");
+                            self.log_bad_object(ino, hex, &format!("read failed: {e}"));
                             return Err(Errno::EIO);
                         }
                     }
