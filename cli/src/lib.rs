@@ -366,6 +366,15 @@ pub fn run(app: App) -> anyhow::Result<()> {
                     })
                 })
                 .collect();
+            // The image's commit in the ostree view (computed from the indexes).
+            let (ostree_ref, ostree_commit) =
+                match unistore_store::view::ostree::commit_for(&store, e) {
+                    Ok((r, c)) => (Some(r), Some(c)),
+                    Err(err) => {
+                        tracing::warn!("no ostree commit for {}: {err:#}", e.id);
+                        (None, None)
+                    }
+                };
             let v = json!({
                 "Id": e.id, "Digest": e.digest, "RepoTags": e.names, "Names": e.names,
                 "RepoDigests": e.names.iter().map(|n| format!("{}@{}", strip_tag(n), e.digest)).collect::<Vec<_>>(),
@@ -374,6 +383,7 @@ pub fn run(app: App) -> anyhow::Result<()> {
                 "ConfigDigest": rec.config_digest,
                 "RootFS": { "Type": "layers", "Layers": rec.layers.iter().map(|l| &l.meta.diff_id).collect::<Vec<_>>() },
                 "Layers": layers,
+                "OstreeRef": ostree_ref, "OstreeCommit": ostree_commit,
             });
             if *json {
                 output::json(&v)?;
