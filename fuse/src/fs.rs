@@ -29,8 +29,12 @@ use unistore_store::Store;
 pub const IMMUTABLE_TTL: Duration = Duration::from_secs(86400);
 /// Catalog-derived nodes change on import/rmi: never cache.
 pub const DYNAMIC_TTL: Duration = Duration::ZERO;
-/// How often (at most) requests check whether the catalog changed.
-const CATALOG_POLL: Duration = Duration::from_millis(200);
+/// How often (at most) requests check whether the catalog changed. Zero: a
+/// lookup or readdir in a catalog-derived directory always compares the
+/// catalog's stamp (one `stat`), so whatever `unistore import/tag/rmi` has
+/// returned is what the next podman command sees (a 200 ms poll served a
+/// listing from before an `rmi` to a podman started right after it).
+const CATALOG_POLL: Duration = Duration::ZERO;
 
 /// Passthrough policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,6 +508,18 @@ fn internal(e: anyhow::Error) -> Errno {
 impl Filesystem for UnistoreFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_readahead(1 << 20);
+        // Cache symlink targets and ACL answers in the kernel (the trees are
+        // immutable; without POSIX_ACL every `ls -l` asks for ACL xattrs), and
+        // let directory operations run in parallel.
+        for cap in [
+            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_POSIX_ACL,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            if config.add_capabilities(cap).is_err() {
+                tracing::debug!(?cap, "kernel does not offer");
+            }
+        }
         if self.passthrough != Passthrough::Off {
             let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
                 // Depth 1: our backing files sit on a plain filesystem, and podman's
@@ -601,6 +617,18 @@ impl Filesystem for UnistoreFs {
             self.handles.write().expect("lock").remove(&fh.0);
         }
         reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.node(ino) {
+            // Immutable directories: let the kernel cache their listings.
+            Ok(n) if !n.dynamic => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn readdir(
