@@ -110,6 +110,40 @@ pub fn qualify_name(name: &str) -> String {
     out
 }
 
+/// Open a file of an OCI layout directory: it must be a regular file. A FIFO
+/// (opened non-blocking, so the open itself cannot hang), a device such as
+/// `/dev/zero` (endless input) or a directory is refused before any read.
+fn open_regular(path: &Path, file: &str) -> Result<File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io_err = |e: io::Error| StoreError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let f = File::options()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io_err)?;
+    let ft = f.metadata().map_err(io_err)?.file_type();
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "a socket"
+        };
+        return Err(StoreError::bad_input(
+            file,
+            format!("not a regular file ({kind})"),
+        ));
+    }
+    Ok(f)
+}
+
 fn read_limited(r: impl Read, file: &str) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     r.take(MAX_JSON + 1)
@@ -224,15 +258,11 @@ impl Blobs {
         match self {
             Blobs::Dir(dir) => {
                 let p = dir.join(&rel);
-                let f = File::open(&p).map_err(|e| {
-                    if e.kind() == io::ErrorKind::NotFound {
+                let f = open_regular(&p, file).map_err(|e| match e {
+                    StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                         StoreError::bad_input(file, format!("missing blob {digest}"))
-                    } else {
-                        StoreError::Io {
-                            path: p.display().to_string(),
-                            source: e,
-                        }
                     }
+                    e => e,
                 })?;
                 Ok(Box::new(f))
             }
@@ -247,14 +277,7 @@ impl Blobs {
 
     fn read_file(&self, rel: &str, file: &str) -> anyhow::Result<Vec<u8>> {
         match self {
-            Blobs::Dir(dir) => {
-                let p = dir.join(rel);
-                let f = File::open(&p).map_err(|e| StoreError::Io {
-                    path: p.display().to_string(),
-                    source: e,
-                })?;
-                read_limited(f, file)
-            }
+            Blobs::Dir(dir) => read_limited(open_regular(&dir.join(rel), file)?, file),
             Blobs::Archive(ar) => read_limited(ar.open_member(rel)?.0, file),
         }
     }
@@ -315,11 +338,18 @@ impl OciSource {
         let shown = path.display().to_string();
         let index_file = format!("{shown}/index.json");
         let raw = blobs.read_file("index.json", &index_file).map_err(|e| {
-            match e.downcast_ref::<StoreError>() {
-                Some(StoreError::Io { .. }) | Some(StoreError::BadInput { .. }) => {
-                    StoreError::bad_input(&shown, "not an OCI layout (no index.json)").into()
+            let missing = match e.downcast_ref::<StoreError>() {
+                Some(StoreError::Io { source, .. }) => source.kind() == io::ErrorKind::NotFound,
+                // An archive without the member.
+                Some(StoreError::BadInput { problem, .. }) => {
+                    problem.starts_with("archive has no member")
                 }
-                _ => e,
+                _ => false,
+            };
+            if missing {
+                StoreError::bad_input(&shown, "not an OCI layout (no index.json)").into()
+            } else {
+                e
             }
         })?;
         let index: OciIndex = serde_json::from_slice(&raw)
