@@ -1,7 +1,7 @@
 //! The `unistore` command line, as a library so tests and other binaries can
 //! drive it through [`run_from_iter`].
 #![forbid(unsafe_code)]
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod output;
 
@@ -321,8 +321,8 @@ pub fn run(app: App) -> anyhow::Result<()> {
                 let mut out = std::io::stdout().lock();
                 writeln!(
                     out,
-                    "{:<50} {:<12} {:<14} {:<22} {}",
-                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"
+                    "{:<50} {:<12} {:<14} {:<22} SIZE",
+                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
                 )?;
                 for e in &cat.images {
                     let names = if e.names.is_empty() {

@@ -39,9 +39,9 @@ impl TarSplitWriter {
     /// A type-2 segment: raw bytes reassembly writes verbatim.
     pub fn segment(&mut self, payload: &[u8]) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
-        let _ = write!(
+        let _ = writeln!(
             self.out,
-            "{{\"type\":2,\"payload\":\"{b64}\",\"position\":{}}}\n",
+            "{{\"type\":2,\"payload\":\"{b64}\",\"position\":{}}}",
             self.position
         );
         self.position += 1;

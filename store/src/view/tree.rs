@@ -299,7 +299,7 @@ impl Vfs {
         let dir_default_mtime = idx.entries.first().map(|e| e.mtime).unwrap_or(0);
 
         // Helpers operating on (nodes, root_children).
-        fn node_mut<'a>(nodes: &'a mut [Node], base: u64, ino: u64) -> &'a mut Node {
+        fn node_mut(nodes: &mut [Node], base: u64, ino: u64) -> &mut Node {
             &mut nodes[(ino - base) as usize]
         }
         let ensure_dir = |path: &[u8],
