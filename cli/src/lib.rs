@@ -1,6 +1,8 @@
 //! The `unistore` command line, as a library so tests and other binaries can
 //! drive it through [`run_from_iter`].
 #![forbid(unsafe_code)]
+// Doc comments here are also the CLI help text, where `[:REF]` means "optional".
+#![allow(rustdoc::broken_intra_doc_links)]
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod output;

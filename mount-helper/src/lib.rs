@@ -70,7 +70,7 @@ const ACCEPTED: &[&str] = &[
     "async",
 ];
 
-/// Parse the helper's argv (without argv[0]).
+/// Parse the helper's arguments (without `argv[0]`).
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
     let mut pos = Vec::new();
     let mut opts: Vec<String> = Vec::new();
