@@ -32,7 +32,14 @@ use crate::tarsplit::TarSplitWriter;
 pub const INLINE_MAX: u64 = composefs::INLINE_CONTENT_MAX_V0 as u64;
 
 /// Largest PAX or GNU long-name extension we accept; real ones are a few KiB.
+/// Also the limit for all extension headers before one member together (a
+/// chain of them is otherwise buffered without bound).
 const MAX_EXTENSION: u64 = 1 << 20;
+
+/// Most data we accept after the end-of-archive blocks (it is kept, for
+/// bit-exact layer tars, and buffered while the layer is imported; GNU tar
+/// pads to 10 KiB records, so real archives have at most a few KiB).
+const MAX_TRAILER: u64 = 16 << 20;
 
 /// Linux `PATH_MAX`: longer member names cannot exist on any filesystem.
 const PATH_MAX: usize = 4096;
@@ -206,9 +213,24 @@ fn parse_pax(file: &str, data: &[u8], pax: &mut Pax) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A name from an archive as it may appear in a message: lossy UTF-8 with
+/// control characters escaped, so a hostile name can neither add lines to an
+/// error nor send escape sequences to the terminal.
+pub fn printable(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in String::from_utf8_lossy(raw).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Normalise a member path; refuse absolute paths, `..` and oversize names.
 pub fn normalize_path(file: &str, raw: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let shown = String::from_utf8_lossy(raw);
+    let shown = printable(raw);
     if raw.len() > PATH_MAX {
         return Err(StoreError::bad_input(
             file,
@@ -298,6 +320,8 @@ pub fn import_layer(
     let mut pax = Pax::default();
     let mut long_name: Option<Vec<u8>> = None;
     let mut long_link: Option<Vec<u8>> = None;
+    // Bytes of the extension headers read since the last member.
+    let mut extension_run: u64 = 0;
     let (mut total, mut new_bytes, mut reused_bytes) = (0u64, 0u64, 0u64);
     let mut block = [0u8; BLOCK];
     let mut first = true;
@@ -328,7 +352,18 @@ pub fn import_layer(
             pending.extend_from_slice(&block[..n]);
             ts.segment(&pending);
             let mut rest = Vec::new();
-            input.read_to_end(&mut rest).map_err(io_err)?;
+            input
+                .by_ref()
+                .take(MAX_TRAILER + 1)
+                .read_to_end(&mut rest)
+                .map_err(io_err)?;
+            if rest.len() as u64 > MAX_TRAILER {
+                return Err(StoreError::bad_input(
+                    file,
+                    format!("more than {MAX_TRAILER} bytes of data after the end of the archive"),
+                )
+                .into());
+            }
             writer.write_inline(&rest);
             ts.trailer(&rest);
             total += (n + rest.len()) as u64;
@@ -360,6 +395,16 @@ pub fn import_layer(
                 )
                 .into());
             }
+            extension_run += header_size;
+            if extension_run > MAX_EXTENSION {
+                return Err(StoreError::bad_input(
+                    file,
+                    format!(
+                        "extension headers of more than {MAX_EXTENSION} bytes before one member are too large"
+                    ),
+                )
+                .into());
+            }
             let padded = (header_size as usize).next_multiple_of(BLOCK);
             let mut data = vec![0u8; padded];
             let got = read_full(input, &mut data).map_err(io_err)?;
@@ -388,6 +433,7 @@ pub fn import_layer(
             continue;
         }
 
+        extension_run = 0;
         // The member's name as Go's archive/tar reports it.
         let is_ustar = &block[257..263] == b"ustar\0";
         let mut raw_name = cstr(&block[0..100]).to_vec();
@@ -453,7 +499,7 @@ pub fn import_layer(
                     format!(
                         "unsupported tar member type `{}` for `{}`",
                         t.escape_ascii(),
-                        String::from_utf8_lossy(&raw_name)
+                        printable(&raw_name)
                     ),
                 )
                 .into())
@@ -463,7 +509,7 @@ pub fn import_layer(
         let content_len = if kind == Kind::File { size } else { 0 };
 
         let path = normalize_path(file, &raw_name)?;
-        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        let shown = printable(&raw_name);
         // A member below a symlink of this layer would be written through it.
         {
             let mut p: &[u8] = &path;
@@ -472,10 +518,7 @@ pub fn import_layer(
                 if symlinks.contains(p) {
                     return Err(StoreError::bad_input(
                         file,
-                        format!(
-                            "member `{shown}` lies below symlink `{}`",
-                            String::from_utf8_lossy(p)
-                        ),
+                        format!("member `{shown}` lies below symlink `{}`", printable(p)),
                     )
                     .into());
                 }
@@ -612,7 +655,7 @@ pub fn import_layer(
                             file,
                             format!(
                                 "hard link `{shown}` points to `{}`, which is not in the layer",
-                                String::from_utf8_lossy(&raw_link)
+                                printable(&raw_link)
                             ),
                         )
                         .into())
@@ -706,6 +749,13 @@ mod tests {
         assert!(normalize_path("f", b"/etc/passwd").is_err());
         assert!(normalize_path("f", b"a/../../x").is_err());
         assert!(normalize_path("f", &vec![b'a'; 300]).is_err());
+    }
+
+    #[test]
+    fn printable_names() {
+        assert_eq!(printable(b"a/b c"), "a/b c");
+        assert_eq!(printable(b"x\n\x1b[2Jy\r"), "x\\n\\u{1b}[2Jy\\r");
+        assert_eq!(printable(b"caf\xe9"), "caf\u{fffd}");
     }
 
     #[test]
