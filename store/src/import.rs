@@ -120,6 +120,18 @@ pub fn config_diff_ids(file: &str, cfg: &serde_json::Value) -> Result<Vec<String
         .collect()
 }
 
+/// A decompressor whose errors say which format failed (the decoders' own
+/// messages, e.g. zstd's "Dictionary mismatch", do not).
+struct Decoding<R>(&'static str, R);
+
+impl<R: Read> Read for Decoding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.1
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("decompressing {}: {e}", self.0)))
+    }
+}
+
 /// Wrap `r` in the decompressor its magic bytes call for.
 fn decompress<'a>(r: impl BufRead + 'a, file: &str) -> anyhow::Result<(Box<dyn Read + 'a>, u8)> {
     let mut r = r;
@@ -128,9 +140,11 @@ fn decompress<'a>(r: impl BufRead + 'a, file: &str) -> anyhow::Result<(Box<dyn R
         return Err(StoreError::bad_input(file, "empty blob").into());
     }
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        (Box::new(flate2::bufread::MultiGzDecoder::new(r)), 2)
+        let d = flate2::bufread::MultiGzDecoder::new(r);
+        (Box::new(Decoding("gzip", d)), 2)
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        (Box::new(zstd::stream::read::Decoder::with_buffer(r)?), 4)
+        let d = zstd::stream::read::Decoder::with_buffer(r)?;
+        (Box::new(Decoding("zstd", d)), 4)
     } else {
         (Box::new(r), 0)
     })
@@ -166,7 +180,10 @@ pub fn import(
     if media_type != OCI_MANIFEST && media_type != DOCKER_MANIFEST {
         return Err(StoreError::bad_input(
             &mfile,
-            format!("unknown manifest media type `{media_type}`"),
+            format!(
+                "unknown manifest media type `{}`",
+                crate::layer::printable(media_type.as_bytes())
+            ),
         )
         .into());
     }
@@ -193,7 +210,10 @@ pub fn import(
         compressions.push(layer_compression(&l.media_type).ok_or_else(|| {
             StoreError::bad_input(
                 &mfile,
-                format!("unknown layer media type `{}`", l.media_type),
+                format!(
+                    "unknown layer media type `{}`",
+                    crate::layer::printable(l.media_type.as_bytes())
+                ),
             )
         })?);
     }

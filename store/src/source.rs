@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::digest::parse_sha256;
 use crate::error::StoreError;
+use crate::layer::printable;
 use crate::transport::SourceRef;
 
 /// Largest manifest / config / index JSON we read (real ones are KiB).
@@ -177,15 +178,16 @@ impl TarIndex {
         let mut ar = tar::Archive::new(file);
         let mut members = HashMap::new();
         let mut links = Vec::new();
-        let entries = ar
-            .entries_with_seek()
-            .map_err(|e| StoreError::bad_input(&shown, format!("not a tar archive: {e}")))?;
+        let entries = ar.entries_with_seek().map_err(|e| {
+            StoreError::bad_input(&shown, format!("not a tar archive: {}", shown_err(&e)))
+        })?;
         for entry in entries {
-            let entry = entry
-                .map_err(|e| StoreError::bad_input(&shown, format!("corrupt archive: {e}")))?;
-            let name = entry
-                .path()
-                .map_err(|e| StoreError::bad_input(&shown, format!("bad member name: {e}")))?;
+            let entry = entry.map_err(|e| {
+                StoreError::bad_input(&shown, format!("corrupt archive: {}", shown_err(&e)))
+            })?;
+            let name = entry.path().map_err(|e| {
+                StoreError::bad_input(&shown, format!("bad member name: {}", shown_err(&e)))
+            })?;
             let name = clean_member(&name.to_string_lossy());
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -220,13 +222,18 @@ impl TarIndex {
         let (off, size) = *self.members.get(&clean_member(name)).ok_or_else(|| {
             StoreError::bad_input(
                 self.path.display().to_string(),
-                format!("archive has no member `{name}`"),
+                format!("archive has no member `{}`", printable(name.as_bytes())),
             )
         })?;
         let mut f = File::open(&self.path)?;
         f.seek(SeekFrom::Start(off))?;
         Ok((f.take(size), size))
     }
+}
+
+/// An error of the tar crate, which may quote raw bytes of the archive.
+fn shown_err(e: &io::Error) -> String {
+    printable(e.to_string().as_bytes())
 }
 
 fn clean_member(name: &str) -> String {
@@ -500,7 +507,10 @@ impl DockerArchive {
         }
         .ok_or_else(|| StoreError::bad_input(&mfile, "no matching image in archive"))?;
         let (cfg_reader, _) = ar.open_member(&item.config).map_err(|_| {
-            StoreError::bad_input(&mfile, format!("missing config `{}`", item.config))
+            StoreError::bad_input(
+                &mfile,
+                format!("missing config `{}`", printable(item.config.as_bytes())),
+            )
         })?;
         let config = read_limited(cfg_reader, &format!("{shown}: {}", item.config))?;
         let cfg: serde_json::Value = serde_json::from_slice(&config).map_err(|e| {
@@ -532,9 +542,12 @@ impl DockerArchive {
             crate::digest::sha256_digest(&config)
         ));
         for (i, (l, d)) in item.layers.iter().zip(&diff_ids).enumerate() {
-            let (_, size) = ar
-                .open_member(l)
-                .map_err(|_| StoreError::bad_input(&mfile, format!("missing layer `{l}`")))?;
+            let (_, size) = ar.open_member(l).map_err(|_| {
+                StoreError::bad_input(
+                    &mfile,
+                    format!("missing layer `{}`", printable(l.as_bytes())),
+                )
+            })?;
             if i > 0 {
                 m.push(',');
             }
