@@ -153,6 +153,18 @@ fn content_object(
     objs: &mut Objects,
     check_inline: bool,
 ) -> anyhow::Result<Checksum> {
+    let (csum, data) = content_object_data(e, kind, check_inline)?;
+    objs.entry(format!("{}.file", fmt::to_hex(&csum)))
+        .or_insert(data);
+    Ok(csum)
+}
+
+/// Checksum and on-disk form of a content object.
+fn content_object_data(
+    e: &Entry,
+    kind: Kind,
+    check_inline: bool,
+) -> anyhow::Result<(Checksum, ObjectData)> {
     let xattrs: Vec<(Vec<u8>, Vec<u8>)> = canonical_xattrs(&e.xattrs)
         .into_iter()
         .map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -224,9 +236,7 @@ fn content_object(
             )
         }
     };
-    objs.entry(format!("{}.file", fmt::to_hex(&csum)))
-        .or_insert(data);
-    Ok(csum)
+    Ok((csum, data))
 }
 
 /// The ostree form of a merged tree; fills `objs` with content objects and
@@ -235,22 +245,27 @@ fn otree_of_merged(tree: &MergedTree, objs: &mut Objects) -> anyhow::Result<(ODi
     let n = tree.len();
     let mut built: Vec<Option<OTree>> = vec![None; n];
     let mut bad: Vec<bool> = vec![false; n];
+    // Content objects of the files that end up in the tree (a file below a
+    // skipped directory makes none).
+    let mut data: HashMap<Checksum, ObjectData> = HashMap::new();
     // Non-directories first (a hard-linked file may be numbered before one
     // of its parents); then directories bottom-up (a directory has exactly
     // one parent, numbered before it).
     for id in 0..n {
         let e = &tree.node(id).entry;
-        built[id] = match e.kind {
+        let (csum, d) = match e.kind {
             Kind::Dir => continue,
-            Kind::File => Some(OTree::File(content_object(e, Kind::File, objs, true)?)),
+            Kind::File => content_object_data(e, Kind::File, true)?,
             Kind::Symlink if std::str::from_utf8(&e.link).is_ok() => {
-                Some(OTree::File(content_object(e, Kind::Symlink, objs, false)?))
+                content_object_data(e, Kind::Symlink, false)?
             }
             _ => {
                 bad[id] = true;
-                None
+                continue;
             }
         };
+        built[id] = Some(OTree::File(csum));
+        data.entry(csum).or_insert(d);
     }
     for id in (0..n).rev() {
         let node = tree.node(id);
@@ -291,10 +306,25 @@ fn otree_of_merged(tree: &MergedTree, objs: &mut Objects) -> anyhow::Result<(ODi
         }
     }
     skipped.sort();
-    match built[0].take() {
-        Some(OTree::Dir(root)) => Ok((*root, skipped)),
+    let root = match built[0].take() {
+        Some(OTree::Dir(root)) => *root,
         _ => anyhow::bail!("merged tree has no root directory"),
+    };
+    let mut stack = vec![&root];
+    while let Some(d) = stack.pop() {
+        for child in d.children.values() {
+            match child {
+                OTree::Dir(sub) => stack.push(sub),
+                OTree::File(c) => {
+                    if let Some(obj) = data.get(c) {
+                        objs.entry(format!("{}.file", fmt::to_hex(c)))
+                            .or_insert_with(|| obj.clone());
+                    }
+                }
+            }
+        }
     }
+    Ok((root, skipped))
 }
 
 /// Write the `.dirtree`/`.dirmeta` objects of `root`; returns (tree, meta).
@@ -1071,4 +1101,327 @@ pub fn build(
         "ostree view built"
     );
     Ok(ino)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::INDEX_VERSION;
+    use crate::records::{ImageLayer, LayerMeta};
+
+    fn entry(path: &str, kind: Kind, mode: u32) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            mtime_nsec: 0,
+            size: 0,
+            rdev_major: 0,
+            rdev_minor: 0,
+            link: Vec::new(),
+            xattrs: Vec::new(),
+            data: Data::None,
+            ostree: None,
+        }
+    }
+
+    /// A regular file with its import-time checksum, as `layer.rs` computes it.
+    fn file(
+        path: &str,
+        mode: u32,
+        ids: (u32, u32),
+        body: &[u8],
+        xattrs: &[(&str, &[u8])],
+    ) -> Entry {
+        let mut e = entry(path, Kind::File, mode);
+        (e.uid, e.gid) = ids;
+        e.xattrs = xattrs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+            .collect();
+        e.size = body.len() as u64;
+        e.data = if body.is_empty() {
+            Data::None
+        } else {
+            Data::Inline(body.to_vec())
+        };
+        e.ostree = Some(fmt::to_hex(&fmt::file_checksum(
+            e.uid, e.gid, mode, &e.xattrs, body,
+        )));
+        e
+    }
+
+    fn layer(entries: Vec<Entry>) -> LayerIndex {
+        LayerIndex {
+            version: INDEX_VERSION,
+            entries,
+        }
+    }
+
+    fn record(n_layers: usize) -> ImageRecord {
+        let meta = LayerMeta {
+            diff_id: "sha256:00".into(),
+            diff_size: 0,
+            tar_stream: String::new(),
+            index_object: String::new(),
+            tarsplit_object: String::new(),
+            entries: 0,
+            uids: vec![],
+            gids: vec![],
+        };
+        ImageRecord {
+            manifest_digest: "sha256:aa".into(),
+            manifest_media_type: String::new(),
+            manifest_object: String::new(),
+            manifest_size: 0,
+            config_digest: "sha256:bb".into(),
+            config_object: String::new(),
+            config_size: 0,
+            created: Some("2023-11-14T22:13:20Z".into()),
+            architecture: None,
+            os: None,
+            layers: (0..n_layers)
+                .map(|_| ImageLayer {
+                    meta: meta.clone(),
+                    meta_stream: String::new(),
+                    blob_digest: "sha256:cc".into(),
+                    blob_size: 0,
+                    media_type: String::new(),
+                    compression: 0,
+                })
+                .collect(),
+        }
+    }
+
+    fn root_of(layers: &[LayerIndex], objs: &mut Objects) -> (ODir, Vec<String>) {
+        otree_of_merged(&merged_tree(layers), objs).unwrap()
+    }
+
+    /// The tree of `ostree_format`'s tests, as a layer: the same root dirtree
+    /// checksum the real `ostree commit` produced.
+    #[test]
+    fn tree_matches_ostree_commit() {
+        let cap = hex::decode("0100000200200000000000000000000000000000").unwrap();
+        let mut etc = entry("etc", Kind::Dir, 0o755);
+        etc.xattrs = vec![(b"user.dirattr".to_vec(), b"d".to_vec())];
+        let mut privd = entry("priv", Kind::Dir, 0o700);
+        (privd.uid, privd.gid) = (1000, 1001);
+        let mut sh = entry("usr/bin/sh", Kind::Symlink, 0o777);
+        sh.link = b"busybox".to_vec();
+        let l = layer(vec![
+            entry("", Kind::Dir, 0o755),
+            file("empty", 0o644, (0, 0), b"", &[]),
+            entry("emptydir", Kind::Dir, 0o755),
+            etc,
+            file(
+                "etc/hello",
+                0o644,
+                (0, 0),
+                b"hello\n",
+                &[("user.foo", b"bar"), ("user.abc", b"xyz")],
+            ),
+            privd,
+            file("priv/secret", 0o600, (1000, 1001), b"secret\n", &[]),
+            entry("usr", Kind::Dir, 0o755),
+            entry("usr/bin", Kind::Dir, 0o755),
+            sh,
+            file(
+                "usr/bin/suid",
+                0o4755,
+                (0, 0),
+                b"suid\n",
+                &[("security.capability", &cap)],
+            ),
+        ]);
+        let mut objs = Objects::new();
+        let (root, skipped) = root_of(&[l], &mut objs);
+        assert!(skipped.is_empty());
+        let (t, m) = write_tree(&root, &mut objs);
+        assert_eq!(
+            fmt::to_hex(&t),
+            "f8c32cd59e01e44a8b67c2724106f9edb1ec03fe81750c0770836a019d6610ac"
+        );
+        assert_eq!(
+            fmt::to_hex(&m),
+            "446a0ef11b7cc167f3b603e585c7eeeeb675faa412d5ec73f62988eb0b6c5488"
+        );
+        // 5 content objects, 6 dirtrees (emptydir and usr/bin… distinct), 3 dirmetas.
+        let count = |ext: &str| objs.keys().filter(|k| k.ends_with(ext)).count();
+        assert_eq!(count(".file"), 5);
+        assert_eq!(count(".dirmeta"), 3);
+        let suid = objs
+            .get("768a3498bfa19d6f0b58de9b7c45a9db161d91f59a85d198a3a12b87f07d05fc.file")
+            .expect("suid object");
+        assert!(matches!(suid, ObjectData::File { perm: 0o4755, xattrs, .. } if xattrs.len() == 1));
+    }
+
+    #[test]
+    fn hard_links_across_directories_keep_every_name() {
+        // `third` (in /srv) is numbered before `a/src`'s directory `a`.
+        let mut dst = entry("srv/b/dst", Kind::HardLink, 0o644);
+        dst.link = b"srv/a/src".to_vec();
+        let mut third = entry("srv/third", Kind::HardLink, 0o644);
+        third.link = b"srv/a/src".to_vec();
+        let l = layer(vec![
+            entry("srv", Kind::Dir, 0o755),
+            entry("srv/a", Kind::Dir, 0o755),
+            file("srv/a/src", 0o644, (0, 0), b"data", &[]),
+            entry("srv/b", Kind::Dir, 0o755),
+            dst,
+            third,
+        ]);
+        let mut objs = Objects::new();
+        let (root, _) = root_of(&[l], &mut objs);
+        let OTree::Dir(srv) = &root.children[&b"srv".to_vec()] else {
+            panic!()
+        };
+        let file_in = |d: &str, n: &str| -> Checksum {
+            let OTree::Dir(d) = &srv.children[&d.as_bytes().to_vec()] else {
+                panic!()
+            };
+            match d.children.get(n.as_bytes()) {
+                Some(OTree::File(c)) => *c,
+                _ => panic!("{n} missing"),
+            }
+        };
+        let c = file_in("a", "src");
+        assert_eq!(file_in("b", "dst"), c);
+        assert!(matches!(srv.children.get(b"third".as_slice()), Some(OTree::File(x)) if *x == c));
+        assert_eq!(objs.keys().filter(|k| k.ends_with(".file")).count(), 1);
+    }
+
+    #[test]
+    fn specials_and_non_utf8_are_skipped_and_listed() {
+        let mut bad = entry("d/\u{0}", Kind::Dir, 0o755);
+        bad.path = b"d/caf\xe9".to_vec();
+        let mut inner = file("x", 0o644, (0, 0), b"x", &[]);
+        inner.path = b"d/caf\xe9/inner".to_vec();
+        let mut badlink = entry("d/link", Kind::Symlink, 0o777);
+        badlink.link = b"\xff".to_vec();
+        let mut dev = entry("d/null", Kind::Char, 0o666);
+        (dev.rdev_major, dev.rdev_minor) = (1, 3);
+        let l = layer(vec![
+            entry("d", Kind::Dir, 0o755),
+            bad,
+            inner,
+            badlink,
+            dev,
+            entry("d/fifo", Kind::Fifo, 0o600),
+            file("d/ok", 0o644, (0, 0), b"ok", &[]),
+        ]);
+        let mut objs = Objects::new();
+        let (commit, skipped) = plain_commit(&record(1), None, &[l], &mut objs).unwrap();
+        assert_eq!(
+            skipped,
+            vec!["/d/caf\u{fffd}", "/d/fifo", "/d/link", "/d/null"]
+        );
+        assert_eq!(objs.keys().filter(|k| k.ends_with(".file")).count(), 1);
+        // The list is in the commit metadata.
+        let ObjectData::Meta(bytes) = &objs[&format!("{commit}.commit")] else {
+            panic!()
+        };
+        let needle = b"unistore.skipped\0";
+        assert!(bytes.windows(needle.len()).any(|w| w == needle));
+    }
+
+    #[test]
+    fn placeholder_checksums_are_refused() {
+        // An index written while file_header was a placeholder: sha256(content).
+        let mut f = file("f", 0o644, (0, 0), b"hello", &[]);
+        f.ostree = Some(fmt::to_hex(&fmt::checksum(b"hello")));
+        let err = plain_commit(&record(1), None, &[layer(vec![f])], &mut Objects::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("re-import"), "{err}");
+    }
+
+    #[test]
+    fn commit_is_deterministic_and_name_independent() {
+        let l = || layer(vec![file("a", 0o644, (0, 0), b"a", &[])]);
+        let (c1, _) = plain_commit(&record(1), None, &[l()], &mut Objects::new()).unwrap();
+        let (c2, _) = plain_commit(&record(1), None, &[l()], &mut Objects::new()).unwrap();
+        assert_eq!(c1, c2);
+        let mut other = record(1);
+        other.created = None;
+        let (c3, _) = plain_commit(&other, None, &[l()], &mut Objects::new()).unwrap();
+        assert_ne!(c1, c3, "timestamp comes from created");
+    }
+
+    #[test]
+    fn layer_tree_autocreates_like_libostree() {
+        // `usr/bin/x` owned by 7:7 with no parents in the tar; then `etc/`.
+        let mut x = file("usr/bin/x", 0o755, (7, 7), b"x", &[]);
+        x.mtime = 5;
+        let mut etc = entry("etc", Kind::Dir, 0o750);
+        (etc.uid, etc.gid) = (0, 4);
+        let wh = entry("etc/gone", Kind::Whiteout, 0o644);
+        let opq = entry("var/lib", Kind::Opaque, 0o644);
+        let l = layer(vec![x, etc, wh, opq, entry("srv", Kind::Dir, 0o755)]);
+        let mut objs = Objects::new();
+        let (root, filtered) = layer_tree(&l, &mut objs).unwrap();
+        assert_eq!(
+            (root.uid, root.gid, root.perm),
+            (0, 0, 0o755),
+            "reset by var/lib's parents"
+        );
+        let OTree::Dir(usr) = &root.children[&b"usr".to_vec()] else {
+            panic!()
+        };
+        // usr was autocreated 7:7 for x, then reset to 0:0 for var/… (etc/ had its parent).
+        assert_eq!((usr.uid, usr.gid, usr.perm), (0, 0, 0o755));
+        let OTree::Dir(uetc) = &usr.children[&b"etc".to_vec()] else {
+            panic!()
+        };
+        assert_eq!((uetc.gid, uetc.perm), (4, 0o750));
+        assert!(uetc.children.contains_key(b".wh.gone".as_slice()));
+        let OTree::Dir(share) = &usr.children[&b"share".to_vec()] else {
+            panic!()
+        };
+        let OTree::Dir(factory) = &share.children[&b"factory".to_vec()] else {
+            panic!()
+        };
+        let OTree::Dir(var) = &factory.children[&b"var".to_vec()] else {
+            panic!()
+        };
+        let OTree::Dir(lib) = &var.children[&b"lib".to_vec()] else {
+            panic!()
+        };
+        assert!(lib.children.contains_key(b".wh..wh..opq".as_slice()));
+        assert_eq!(filtered.get("srv"), Some(&1));
+    }
+
+    #[test]
+    fn ref_names() {
+        assert_eq!(
+            name_ref("localhost/unistore-fixture/derived:1").as_deref(),
+            Some("unistore/localhost/unistore-fixture/derived_3A_1")
+        );
+        assert_eq!(
+            container_image_ref("localhost/my_img:1").as_deref(),
+            Some("ostree/container/image/containers-storage_3A_localhost/my__img_3A_1")
+        );
+        assert_eq!(
+            blob_ref("sha256:2c26").as_deref(),
+            Some("ostree/container/blob/sha256_3A_2c26")
+        );
+        let e = CatalogEntry {
+            id: "abc".into(),
+            digest: "sha256:d".into(),
+            names: vec![],
+            stream: String::new(),
+            created: None,
+            imported: String::new(),
+            size: 0,
+        };
+        assert_eq!(plain_refs(&e), vec!["unistore/id/abc".to_string()]);
+        let mut refs = RefDir::default();
+        refs.insert("a/b", "1");
+        refs.insert("a/b/c", "2"); // conflicts: left out
+        refs.insert("a/c", "3");
+        assert_eq!(refs.dirs["a"].files.len(), 2);
+        assert!(refs.dirs["a"].dirs.is_empty());
+    }
 }
