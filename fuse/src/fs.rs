@@ -663,11 +663,11 @@ impl Filesystem for UnistoreFs {
             .into_iter()
             .map(|(i, t, nm)| (i, t, nm.to_vec()))
             .chain(children.iter().map(|(name, &child)| {
+                // peek: listing a directory must not expand the layer or image
+                // trees of its entries.
                 let kind = self
                     .vfs
-                    .get(child)
-                    .ok()
-                    .flatten()
+                    .peek(child)
                     .map(|c| self.attr(child, &c).kind)
                     .unwrap_or(FileType::RegularFile);
                 (child, kind, name.clone())

@@ -161,6 +161,13 @@ impl Vfs {
         }
     }
 
+    /// Node `ino` as it is, without expanding a lazy directory (its kind
+    /// and the names of its parent's entries are all a listing needs).
+    pub fn peek(&self, ino: u64) -> Option<Arc<Node>> {
+        let i = ino.checked_sub(1)? as usize;
+        self.nodes.read().expect("lock").get(i).cloned()
+    }
+
     /// Node `ino`, if it exists. Expands a lazy layer directory first.
     pub fn get(&self, ino: u64) -> anyhow::Result<Option<Arc<Node>>> {
         let Some(node) = ino
