@@ -1020,7 +1020,20 @@ fn ostree_view_follows_catalog_changes() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    let listed = |commit: &str| -> bool {
+        fs::read_dir(repo.join("objects").join(&commit[..2]))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy() == format!("{}.commit", &commit[2..]))
+            })
+            .unwrap_or(false)
+    };
+    // Listings cached before the import must not hide the new objects.
+    let app_commit = rev_parse(&repo, APP_REF);
+    assert!(listed(&app_commit));
     wait_for(&|r| r.contains(BASE_REF), "base:1 appears");
+    let base_commit = rev_parse(&repo, BASE_REF);
+    assert!(listed(&base_commit), "objects/ lists the new commit");
     assert_eq!(
         store.inspect(BASE)["OstreeCommit"]
             .as_str()
@@ -1040,4 +1053,9 @@ fn ostree_view_follows_catalog_changes() {
         "app:1 disappears",
     );
     assert_fsck_clean(&repo, "the view after rmi");
+    assert!(
+        !listed(&app_commit),
+        "objects/ no longer lists app:1's commit"
+    );
+    assert!(listed(&base_commit));
 }

@@ -997,11 +997,11 @@ impl RefDir {
             let n = vfs.push(Node::new(
                 Attr::file(0o644, data.len() as u64),
                 Content::Bytes(Arc::from(data)),
-                true,
+                false,
             ));
             children.insert(name.as_bytes().to_vec(), n);
         }
-        dir_node(vfs, children, true)
+        dir_node(vfs, children, false)
     }
 }
 
@@ -1068,17 +1068,22 @@ pub fn build(
     }
     cache.images = live;
 
+    // Every node below the view root is new on each rebuild and never
+    // changes, so only the root is dynamic: the kernel revalidates `ostree/`
+    // on every path walk, gets the new root's number after a catalog change
+    // and so never uses a stale dentry below it, while everything below is
+    // cached (entries, attributes, directory listings, file pages).
     let mut objects = BTreeMap::new();
     for (prefix, children) in buckets {
-        objects.insert(prefix.into_bytes(), dir_node(vfs, children, true));
+        objects.insert(prefix.into_bytes(), dir_node(vfs, children, false));
     }
-    let objects = dir_node(vfs, objects, true);
+    let objects = dir_node(vfs, objects, false);
     let heads = refs.build(vfs);
     let mut refs_dir = BTreeMap::new();
     refs_dir.insert(b"heads".to_vec(), heads);
     refs_dir.insert(b"remotes".to_vec(), dir_node(vfs, BTreeMap::new(), false));
     refs_dir.insert(b"mirrors".to_vec(), dir_node(vfs, BTreeMap::new(), false));
-    let refs_dir = dir_node(vfs, refs_dir, true);
+    let refs_dir = dir_node(vfs, refs_dir, false);
 
     let mut root = BTreeMap::new();
     root.insert(
