@@ -84,6 +84,8 @@ struct State {
     last_check: Instant,
     layers: cstor::LayerCache,
     ostree: ostree::OstreeCache,
+    /// Whether the ostree view was looked at (it is built lazily until then).
+    ostree_used: bool,
     images: images::ImagesCache,
 }
 
@@ -134,6 +136,7 @@ impl UnistoreFs {
                 last_check: Instant::now() - CATALOG_POLL * 2,
                 layers: cstor::LayerCache::default(),
                 ostree: ostree::OstreeCache::default(),
+                ostree_used: false,
                 images: images::ImagesCache::default(),
             }),
             handles: RwLock::new(HashMap::new()),
@@ -267,7 +270,18 @@ impl UnistoreFs {
             root.insert(b"images".to_vec(), im);
         }
         if self.views.ostree {
-            let os = ostree::build(&self.store, &self.vfs, &cat, &mut st.ostree)?;
+            // Computing every commit is the costliest part of a view build:
+            // defer it until someone first looks inside ostree/ (mount stays
+            // fast); once built, later catalog changes rebuild it at once.
+            let os = if st.ostree_used {
+                ostree::build(&self.store, &self.vfs, &cat, &mut st.ostree)?
+            } else {
+                self.vfs.push(Node::new(
+                    unistore_store::view::Attr::dir(0o755),
+                    Content::Deferred,
+                    true,
+                ))
+            };
             root.insert(b"ostree".to_vec(), os);
         }
         let mut attr = unistore_store::view::Attr::dir(0o755);
@@ -314,7 +328,34 @@ impl UnistoreFs {
     }
 
     fn node(&self, ino: INodeNo) -> Result<Arc<Node>, Errno> {
-        self.vfs.get(ino.0).map_err(internal)?.ok_or(Errno::ENOENT)
+        let n = self
+            .vfs
+            .get(ino.0)
+            .map_err(internal)?
+            .ok_or(Errno::ENOENT)?;
+        if matches!(n.content, Content::Deferred) {
+            self.build_deferred(ino.0).map_err(internal)?;
+            return self.vfs.get(ino.0).map_err(internal)?.ok_or(Errno::ENOENT);
+        }
+        Ok(n)
+    }
+
+    /// Build the deferred ostree view into placeholder node `ino`.
+    fn build_deferred(&self, ino: u64) -> anyhow::Result<()> {
+        let mut st = self.state.lock().expect("lock");
+        let still = self
+            .vfs
+            .peek(ino)
+            .is_some_and(|n| matches!(n.content, Content::Deferred));
+        if !still {
+            return Ok(());
+        }
+        let cat = self.store.catalog()?;
+        let built = ostree::build(&self.store, &self.vfs, &cat, &mut st.ostree)?;
+        let node = self.vfs.peek(built).expect("just built");
+        self.vfs.replace(ino, (*node).clone());
+        st.ostree_used = true;
+        Ok(())
     }
 
     fn attr(&self, ino: u64, n: &Node) -> FileAttr {
@@ -446,7 +487,9 @@ impl UnistoreFs {
                 };
                 Ok((0, flags, None))
             }
-            Content::Dir(_) | Content::LazyLayer(_) | Content::LazyImage(_) => Err(Errno::EISDIR),
+            Content::Dir(_) | Content::LazyLayer(_) | Content::LazyImage(_) | Content::Deferred => {
+                Err(Errno::EISDIR)
+            }
             Content::Symlink(_) => Err(Errno::ELOOP),
         }
     }

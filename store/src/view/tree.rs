@@ -78,6 +78,9 @@ pub enum Content {
     Dir(BTreeMap<Vec<u8>, u64>),
     /// Directory whose children are the tree of a layer (index object, hex), built on first use.
     LazyLayer(String),
+    /// A directory its consumer builds on first access (a whole view whose
+    /// construction is too costly for mount time, e.g. the ostree view).
+    Deferred,
     /// Directory whose children are the flattened tree of an image (its
     /// layers' index objects, base first), built on first use.
     LazyImage(Arc<Vec<String>>),
