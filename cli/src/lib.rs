@@ -117,7 +117,7 @@ pub enum Cmd {
         /// Stay attached (for systemd); default is to run the daemon in the background.
         #[arg(long)]
         foreground: bool,
-        /// Mount options: passthrough=auto|on|off, threads=N, verify=on|off (comma-separated, repeatable).
+        /// Mount options: passthrough=auto|on|off, threads=N, verify=on|off, suid, dev (default nosuid,nodev); comma-separated, repeatable.
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
         /// Views to show: all, or containers-storage, ostree, images joined with `+`.
@@ -435,7 +435,7 @@ pub fn run(app: App) -> anyhow::Result<()> {
                 if !users.is_empty() && last_name {
                     if *force {
                         eprintln!(
-                            "Warning: removing {n} although podman containers use it: {}; they keep working until gc, after which they fail to start",
+                            "Warning: removing {n} although podman containers use it: {}; they will no longer start (the image leaves the views now); its data is kept until they are removed, so re-importing the image repairs them",
                             users.join(", ")
                         );
                     } else {
@@ -597,6 +597,10 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
                     _ => anyhow::bail!("passthrough must be auto, on or off, not `{v}`"),
                 }
             }
+            None if opt == "suid" => o.suid = true,
+            None if opt == "nosuid" => o.suid = false,
+            None if opt == "dev" => o.dev = true,
+            None if opt == "nodev" => o.dev = false,
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
             }
@@ -608,7 +612,7 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
                 }
             }
             _ => anyhow::bail!(
-                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, verify=on|off)"
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, verify=on|off, suid, nosuid, dev, nodev)"
             ),
         }
     }
@@ -750,7 +754,16 @@ fn mount(
         }
         if let Some(status) = child.try_wait()? {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            anyhow::bail!("daemon exited ({status}) before the mount was ready:\n{log}");
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("Error") || l.contains("ERROR"))
+                .unwrap_or("")
+                .trim();
+            anyhow::bail!(
+                "daemon exited ({status}) before the mount was ready: {last} (log: {})",
+                log_path.display()
+            );
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();

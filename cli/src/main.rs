@@ -22,7 +22,18 @@ fn main() {
     if let Err(e) = result {
         #[allow(clippy::print_stderr)]
         {
-            eprintln!("Error: {e:#}");
+            // One line, whatever bytes an archive or manifest put into the message.
+            let msg: String = format!("{e:#}")
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            eprintln!("Error: {msg}");
         }
         std::process::exit(125);
     }

@@ -20,6 +20,10 @@ pub struct MountOptions {
     pub views: crate::fs::ViewSet,
     /// Check every object's digest before serving it the first time.
     pub verify: bool,
+    /// Honour setuid/setgid bits of files in the views (default: `nosuid`).
+    pub suid: bool,
+    /// Let device nodes in the views be opened (default: `nodev`).
+    pub dev: bool,
 }
 
 impl Default for MountOptions {
@@ -29,6 +33,8 @@ impl Default for MountOptions {
             threads: 2,
             views: crate::fs::ViewSet::default(),
             verify: false,
+            suid: false,
+            dev: false,
         }
     }
 }
@@ -108,8 +114,19 @@ pub fn serve(
         MountOption::Subtype("unistore".into()),
         MountOption::RO,
         MountOption::DefaultPermissions,
-        MountOption::Dev,
-        MountOption::Suid,
+        // Images are untrusted input: a setuid-root program or a world-writable
+        // device node in an image must not become usable by local users through
+        // the views. podman's own overlay mount decides for containers.
+        if opts.dev {
+            MountOption::Dev
+        } else {
+            MountOption::NoDev
+        },
+        if opts.suid {
+            MountOption::Suid
+        } else {
+            MountOption::NoSuid
+        },
         MountOption::NoAtime,
     ];
     config.acl = SessionACL::All;

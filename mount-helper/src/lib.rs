@@ -56,10 +56,6 @@ const ACCEPTED: &[&str] = &[
     "users",
     "nofail",
     "_netdev",
-    "dev",
-    "nodev",
-    "suid",
-    "nosuid",
     "exec",
     "noexec",
     "atime",
@@ -88,6 +84,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
         }
     }
     let [store, mountpoint] = <[String; 2]>::try_from(pos).map_err(|_| ParseError::Usage)?;
+    // Empty operands would reach `unistore --store '' mount ...` (issue 6, fuzzing).
+    if store.is_empty() || mountpoint.is_empty() {
+        return Err(ParseError::Usage);
+    }
     let mut inv = Invocation {
         store,
         mountpoint,
@@ -138,6 +138,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
             }
             Some((k, _)) if k.starts_with("x-") || k == "comment" => {}
             None if o == "rw" => return Err(ParseError::ReadWrite),
+            // Passed to the daemon: it mounts nosuid,nodev unless told otherwise.
+            None if matches!(o, "suid" | "nosuid" | "dev" | "nodev") => {
+                inv.daemon_options.push(o.to_string())
+            }
             None if ACCEPTED.contains(&o) => {}
             _ => return Err(ParseError::Unknown(o.to_string())),
         }
@@ -180,6 +184,10 @@ mod tests {
             (
                 &["/s", "/m", "-o", "ro,allow_other"],
                 &["--store", "/s", "mount", "/m"],
+            ),
+            (
+                &["/s", "/m", "-o", "ro,suid,nodev"],
+                &["--store", "/s", "mount", "/m", "-o", "suid", "-o", "nodev"],
             ),
             (
                 &[
@@ -270,5 +278,13 @@ mod tests {
             parse(&["/s", "/m", "-o", "view=bogus"]),
             Err(ParseError::BadValue(..))
         ));
+    }
+
+    /// Found by the mount_options fuzzer: `mount.fuse.unistore "" /m` was
+    /// accepted and then refused by the CLI with an unrelated clap message.
+    #[test]
+    fn regression_issue6_empty_operands() {
+        assert_eq!(parse(&["", "/m"]).unwrap_err(), ParseError::Usage);
+        assert_eq!(parse(&["/s", ""]).unwrap_err(), ParseError::Usage);
     }
 }

@@ -143,6 +143,12 @@ impl Store {
             }
         };
         File::create(root.join(LOCK_FILE))?;
+        // Only root may read the store or take its lock: a user who could
+        // flock `lock` could stall every writer (views are served by the
+        // daemon, which enforces each file's own mode).
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(root.join(LOCK_FILE), fs::Permissions::from_mode(0o600))?;
         if !existed {
             Catalog::default().publish(root)?;
         }
