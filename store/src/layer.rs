@@ -66,6 +66,9 @@ pub struct LayerOutput {
     pub new_bytes: u64,
     /// Bytes of file content that deduplicated against existing objects.
     pub reused_bytes: u64,
+    /// Objects this layer created (to remove if the layer is refused later,
+    /// e.g. because its digest does not match).
+    pub created: Vec<Sha256HashValue>,
 }
 
 impl std::fmt::Debug for LayerOutput {
@@ -301,6 +304,42 @@ pub fn import_layer(
     input: &mut impl Read,
     content_type: u64,
     progress: LayerProgress<'_>,
+) -> anyhow::Result<LayerOutput> {
+    let mut created = Vec::new();
+    match import_layer_inner(repo, file, input, content_type, progress, &mut created) {
+        Ok(mut out) => {
+            out.created = created;
+            Ok(out)
+        }
+        Err(e) => {
+            // A refused layer leaves nothing behind: the objects it created are
+            // referenced by nothing (imports are serialised by the store lock).
+            remove_objects(repo, &created);
+            Err(e)
+        }
+    }
+}
+
+/// Unlink objects (created by a refused import); errors are logged.
+pub fn remove_objects(repo: &Repository<Sha256HashValue>, ids: &[Sha256HashValue]) {
+    let Ok(dir) = repo.objects_dir() else {
+        return;
+    };
+    for id in ids {
+        let path = id.to_object_pathname();
+        if let Err(e) = rustix::fs::unlinkat(dir, path.as_str(), rustix::fs::AtFlags::empty()) {
+            tracing::debug!("removing object {path} of a refused import: {e}");
+        }
+    }
+}
+
+fn import_layer_inner(
+    repo: &Arc<Repository<Sha256HashValue>>,
+    file: &str,
+    input: &mut impl Read,
+    content_type: u64,
+    progress: LayerProgress<'_>,
+    created: &mut Vec<Sha256HashValue>,
 ) -> anyhow::Result<LayerOutput> {
     let io_err = |e: io::Error| -> anyhow::Error {
         if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -590,6 +629,7 @@ pub fn import_layer(
                 crate::crash::point("object written");
                 if seen_objects.insert(id.clone()) && object_is_new(repo, &id, started) {
                     new_bytes += content_len;
+                    created.push(id.clone());
                 } else {
                     reused_bytes += content_len;
                 }
@@ -715,6 +755,7 @@ pub fn import_layer(
         entries: n,
         new_bytes,
         reused_bytes,
+        created: Vec::new(),
     })
 }
 
