@@ -1,0 +1,1878 @@
+//! The containers-storage view, through the real FUSE mount, driven by the
+//! real podman and skopeo (podman 4.3.1 here), compared with podman's own
+//! storage of the same images.
+//!
+//! 1. `podman images` / `image inspect` from the view agree with `podman load`;
+//! 2. the tree a container sees (types, modes, owners, sizes, sha256, mtimes,
+//!    symlinks, xattrs, hard-link groups, devices) equals the native one;
+//! 3. `podman save` / `push` from the view reproduce every layer bit-exactly;
+//! 4. skopeo reads the view and copies from it with the right digests;
+//! 5. imports and removals show up while mounted; shared layers stay;
+//! 6. everything under the mount is read-only (EROFS);
+//! 7. `default_permissions`: file modes and owners are enforced for non-root;
+//! 8. a missing/truncated backing object gives EIO (and nothing else breaks);
+//!    SIGKILL of the daemon gives ENOTCONN, and a fresh mount recovers;
+//! 9. passthrough on and off serve identical bytes (read and mmap).
+//!
+//! Every test needs root, /dev/fuse, podman, skopeo and runc and fails, never
+//! skips, without them. Mounts, daemons, podman mounts and containers are
+//! cleaned up by guards, also when a test panics.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::common::*;
+
+// ---------------------------------------------------------------------------
+// Prerequisites and fixture facts
+
+/// Everything these tests need; panics (never skips) when something is missing.
+fn prerequisites() -> &'static Fixtures {
+    require_root();
+    match fs::metadata("/dev/fuse") {
+        Ok(m) if m.file_type().is_char_device() => {}
+        Ok(_) => panic!("/dev/fuse exists but is not a character device"),
+        Err(e) => panic!(
+            "/dev/fuse is not available ({e}); the view tests need a kernel with FUSE \
+             (modprobe fuse) — they fail rather than skip"
+        ),
+    }
+    for t in [
+        "podman", "skopeo", "runc", "setpriv", "umount", "mount", "timeout",
+    ] {
+        require_tool(t);
+    }
+    fixtures()
+}
+
+const DERIVED: &str = "localhost/unistore-fixture/derived:1";
+const APP: &str = "localhost/unistore-fixture/app:1";
+const BASE: &str = "localhost/unistore-fixture/base:1";
+
+/// (image name, docker-archive variable, image ID variable) of every fixture image.
+const IMAGES: [(&str, &str, &str); 3] = [
+    (BASE, "FIXTURE_BASE_DOCKER_TAR", "FIXTURE_BASE_ID"),
+    (DERIVED, "FIXTURE_DERIVED_DOCKER_TAR", "FIXTURE_DERIVED_ID"),
+    (APP, "FIXTURE_APP_DOCKER_TAR", "FIXTURE_APP_ID"),
+];
+
+fn archive_of(image: &str) -> String {
+    let fx = fixtures();
+    let (_, var, _) = IMAGES
+        .iter()
+        .find(|(n, _, _)| *n == image)
+        .expect("a fixture image");
+    fx.get(var).to_string()
+}
+
+fn id_of(image: &str) -> String {
+    let (_, _, var) = IMAGES
+        .iter()
+        .find(|(n, _, _)| *n == image)
+        .expect("a fixture image");
+    fixtures().get(var).to_string()
+}
+
+/// `rootfs.diff_ids` of a fixture image (from its docker-archive config).
+fn diff_ids_of(image: &str) -> Vec<String> {
+    config_diff_ids(&docker_archive_config(Path::new(&archive_of(image))))
+}
+
+/// Layer IDs as c/image computes them (reference/containers-storage.md §5),
+/// written independently of the product's code.
+fn layer_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in diff_ids {
+        let hex = d.strip_prefix("sha256:").expect("sha256 diff ID");
+        let id = match out.last() {
+            None => hex.to_string(),
+            Some(prev) => hex::encode(Sha256::digest(format!("{prev}+{hex}").as_bytes())),
+        };
+        out.push(id);
+    }
+    out
+}
+
+/// sha256 of a file in the golden listing of /srv/fixture (written by the
+/// fixture script from a native container).
+fn golden_sha(rel: &str) -> String {
+    let fx = fixtures();
+    let listing = fs::read_to_string(fx.path("FIXTURE_DERIVED_LISTING")).expect("golden listing");
+    let want = format!("./{rel}");
+    listing
+        .lines()
+        .skip_while(|l| !l.starts_with("## sha256sum"))
+        .find_map(|l| {
+            let (h, p) = l.split_once("  ")?;
+            (p == want).then(|| format!("sha256:{h}"))
+        })
+        .unwrap_or_else(|| panic!("golden listing has no sha256 of {want}"))
+}
+
+/// A store with these fixture images imported from their docker-archives.
+fn store_with(images: &[&str]) -> TempStore {
+    let s = TempStore::new();
+    for img in images {
+        let r = s.import(&format!("docker-archive:{}", archive_of(img)));
+        assert_eq!(
+            r["Id"].as_str(),
+            Some(id_of(img).as_str()),
+            "import of {img}: {r}"
+        );
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Processes with a time limit (a hung FUSE request must fail the test, not hang it)
+
+/// `cmd` wrapped in `timeout -k 10 SECS`.
+fn with_timeout(cmd: &Command, secs: u64) -> Command {
+    let mut t = Command::new("timeout");
+    t.args(["-k", "10", &secs.to_string()])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        t.current_dir(d);
+    }
+    t
+}
+
+/// Run with a time limit; panics if it had to be killed.
+fn run_t(cmd: &mut Command, secs: u64) -> Output {
+    let mut t = with_timeout(cmd, secs);
+    let out = run(&mut t);
+    assert!(
+        !matches!(out.status.code(), Some(124) | Some(137)),
+        "HANG: {} did not finish within {secs}s (killed); stderr:\n{}",
+        describe(cmd),
+        stderr(&out)
+    );
+    out
+}
+
+/// Run with a time limit and panic with the output unless it succeeds.
+fn run_ok_t(cmd: &mut Command, secs: u64) -> Output {
+    let out = run_t(cmd, secs);
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        describe(cmd),
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+fn json_of(out: &Output, what: &str) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what} printed invalid JSON ({e}):\n{}", stdout(out)))
+}
+
+/// Run `f` on another thread; panic if it does not return within `limit`
+/// (the thread is left behind: a request stuck in FUSE cannot be cancelled).
+fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("HANG: {what} did not return within {limit:?}"))
+}
+
+/// Read a whole file with a time limit.
+fn read_file_t(path: &Path) -> std::io::Result<Vec<u8>> {
+    let p = path.to_path_buf();
+    within(
+        &format!("reading {}", path.display()),
+        Duration::from_secs(30),
+        move || fs::read(p),
+    )
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(-1)
+}
+
+const EIO: i32 = 5;
+const EROFS: i32 = 30;
+const ENOTCONN: i32 = 107;
+
+// ---------------------------------------------------------------------------
+// The mount guard
+
+/// Whether `path` is a FUSE mount point right now.
+fn fuse_mounted(path: &Path) -> bool {
+    let info = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let want = path.to_string_lossy();
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = f.iter().position(|&x| x == "-") else {
+            return false;
+        };
+        f.len() > sep + 1 && f[4].replace("\\040", " ") == want && f[sep + 1].starts_with("fuse")
+    })
+}
+
+/// The command line of process `pid`, if it exists.
+fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if raw.is_empty() {
+        return None; // zombie or kernel thread
+    }
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// Whether `args` is the daemon `unistore --store STORE mount MNT --foreground ...`.
+fn is_daemon_of(args: &[String], store: &Path, mnt: &Path) -> bool {
+    let s = store.to_string_lossy();
+    let m = mnt.to_string_lossy();
+    args.windows(2).any(|w| w[0] == "--store" && w[1] == *s)
+        && args
+            .windows(3)
+            .any(|w| w[0] == "mount" && w[1] == *m && w[2] == "--foreground")
+}
+
+/// PIDs of the daemons serving `store` at `mnt`.
+fn daemon_pids(store: &Path, mnt: &Path) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| cmdline(pid).is_some_and(|a| is_daemon_of(&a, store, mnt)))
+        .collect()
+}
+
+/// A mounted store (`unistore mount`, background daemon). Drop unmounts it
+/// (`unistore umount`, then `umount -l`) and kills the daemon it started if
+/// that is still alive afterwards.
+struct ViewMount {
+    store: PathBuf,
+    mnt: tempfile::TempDir,
+    pid: u32,
+    options: Vec<String>,
+}
+
+impl ViewMount {
+    /// `unistore --store S mount MNT [-o OPT]...` at a fresh mount point.
+    fn new(store: &TempStore, options: &[&str]) -> ViewMount {
+        let mut m = ViewMount {
+            store: store.path().to_path_buf(),
+            mnt: tempdir("unistore-it-mnt-"),
+            pid: 0,
+            options: options.iter().map(|s| s.to_string()).collect(),
+        };
+        m.mount();
+        m
+    }
+
+    fn unistore(&self) -> Command {
+        let mut c = Command::new(unistore_bin());
+        c.arg("--store").arg(&self.store);
+        for v in [
+            "UNISTORE_CRASH_AT",
+            "UNISTORE_CRASH_TRACE",
+            "UNISTORE_STORE",
+        ] {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    /// Mount (again) at the same place.
+    fn mount(&mut self) {
+        let mut c = self.unistore();
+        c.arg("mount").arg(self.mnt.path());
+        for o in &self.options {
+            c.args(["-o", o]);
+        }
+        run_ok_t(&mut c, 90);
+        assert!(
+            fuse_mounted(self.path()),
+            "`unistore mount` succeeded but {} is not a FUSE mount",
+            self.path().display()
+        );
+        let pids = daemon_pids(&self.store, self.path());
+        assert_eq!(
+            pids.len(),
+            1,
+            "expected exactly one daemon `unistore --store {} mount {} --foreground`, found {pids:?}",
+            self.store.display(),
+            self.path().display()
+        );
+        self.pid = pids[0];
+    }
+
+    fn path(&self) -> &Path {
+        self.mnt.path()
+    }
+
+    /// The containers-storage view (the additional image store).
+    fn cstor(&self) -> PathBuf {
+        self.path().join("containers-storage")
+    }
+
+    /// `overlay/<layer id>/diff` of layer `index` of a fixture image.
+    fn diff(&self, image: &str, index: usize) -> PathBuf {
+        let ids = layer_ids(&diff_ids_of(image));
+        self.cstor().join("overlay").join(&ids[index]).join("diff")
+    }
+
+    fn daemon_alive(&self) -> bool {
+        cmdline(self.pid).is_some_and(|a| is_daemon_of(&a, &self.store, self.path()))
+    }
+
+    /// The daemon's log (`STORE/tmp/mount-<mnt>.log`, written by `unistore mount`).
+    fn log(&self) -> String {
+        let name = format!(
+            "mount-{}.log",
+            self.path().display().to_string().replace('/', "_")
+        );
+        fs::read_to_string(self.store.join("tmp").join(name)).unwrap_or_default()
+    }
+
+    /// SIGKILL the daemon and wait until it is gone.
+    fn kill_daemon(&self) {
+        assert!(self.daemon_alive(), "daemon {} is not running", self.pid);
+        let pid = rustix::process::Pid::from_raw(self.pid as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill -9");
+        let t = Instant::now();
+        while self.daemon_alive() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "daemon {} survived SIGKILL for 10s",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ViewMount {
+    fn drop(&mut self) {
+        let mnt = self.mnt.path().to_path_buf();
+        if fuse_mounted(&mnt) {
+            let mut c = self.unistore();
+            c.arg("umount").arg(&mnt);
+            let ok = with_timeout(&c, 30)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !ok || fuse_mounted(&mnt) {
+                let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+            }
+        }
+        // The daemon exits once the kernel drops the connection; kill only ours.
+        let t = Instant::now();
+        while self.pid != 0 && self.daemon_alive() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.pid != 0 && self.daemon_alive() {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// A bind mount, unmounted on drop.
+struct BindMount(tempfile::TempDir);
+
+impl BindMount {
+    fn new(src: &Path) -> BindMount {
+        let b = BindMount(tempdir("unistore-it-bind-"));
+        run_ok(Command::new("mount").arg("--bind").arg(src).arg(b.0.path()));
+        b
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let p = self.0.path();
+        let ok = Command::new("umount")
+            .arg(p)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(p).status();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// podman: one with the view as additional image store, one native
+
+/// An empty isolated podman whose only images come from the view.
+struct ViewPodman {
+    p: IsolatedPodman,
+    ais: PathBuf,
+}
+
+impl ViewPodman {
+    fn new(m: &ViewMount) -> ViewPodman {
+        ViewPodman {
+            p: IsolatedPodman::new(),
+            ais: m.cstor(),
+        }
+    }
+
+    fn cmd<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.p.cmd([
+            "--storage-opt".to_string(),
+            format!("additionalimagestore={}", self.ais.display()),
+        ]);
+        c.args(args);
+        c
+    }
+}
+
+/// Something podman can run commands with.
+trait Podman {
+    fn podman<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>;
+
+    fn ok<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_ok_t(&mut self.podman(args), 300)
+    }
+
+    fn json<I, S>(&self, args: I) -> Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.podman(args);
+        let out = run_ok_t(&mut c, 300);
+        json_of(&out, &describe(&c))
+    }
+
+    /// `podman run --rm <fixture run flags> IMAGE ARGS...`.
+    fn run_cmd(&self, image: &str, args: &[&str]) -> Command {
+        let mut v: Vec<String> = vec!["run".into(), "--rm".into(), "--pull".into(), "never".into()];
+        v.extend(
+            fixtures()
+                .get("FIXTURE_PODMAN_RUN_FLAGS")
+                .split_whitespace()
+                .map(String::from),
+        );
+        v.push(image.into());
+        v.extend(args.iter().map(|s| s.to_string()));
+        self.podman(v)
+    }
+
+    /// Names of `podman images` (fresh invocation), sorted, each once
+    /// (podman lists an image once per name, each time with all its names).
+    fn image_names(&self) -> Vec<String> {
+        let v = self.json(["images", "--format", "json"]);
+        let names: std::collections::BTreeSet<String> = v
+            .as_array()
+            .expect("images JSON array")
+            .iter()
+            .flat_map(|i| {
+                i["Names"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|n| n.as_str().expect("name").to_string())
+            })
+            .collect();
+        names.into_iter().collect()
+    }
+}
+
+impl Podman for ViewPodman {
+    fn podman<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd(args)
+    }
+}
+
+impl Podman for IsolatedPodman {
+    fn podman<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd(args)
+    }
+}
+
+/// A podman store of its own into which `podman load` put these fixture images.
+fn native_podman(images: &[&str]) -> IsolatedPodman {
+    let p = IsolatedPodman::new();
+    for img in images {
+        let out = Podman::ok(&p, ["load", "-q", "-i", &archive_of(img)]);
+        assert!(
+            stdout(&out).contains(img),
+            "podman load did not load {img}: {}",
+            stdout(&out)
+        );
+    }
+    p
+}
+
+/// A detached container, removed (`rm -f`) on drop.
+struct Container<'a, P: Podman> {
+    podman: &'a P,
+    name: String,
+}
+
+impl<'a, P: Podman> Container<'a, P> {
+    fn start(podman: &'a P, name: &str, image: &str, args: &[&str]) -> Self {
+        let mut v: Vec<String> = vec!["run".into(), "-d".into(), "--pull".into(), "never".into()];
+        v.extend(["--name".to_string(), name.to_string()]);
+        v.extend(
+            fixtures()
+                .get("FIXTURE_PODMAN_RUN_FLAGS")
+                .split_whitespace()
+                .map(String::from),
+        );
+        v.push(image.into());
+        v.extend(args.iter().map(|s| s.to_string()));
+        podman.ok(v);
+        Container {
+            podman,
+            name: name.to_string(),
+        }
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["exec", self.name.as_str()];
+        v.extend_from_slice(args);
+        self.podman.ok(v)
+    }
+}
+
+impl<P: Podman> Drop for Container<'_, P> {
+    fn drop(&mut self) {
+        let c = self
+            .podman
+            .podman(["rm", "-f", "-t", "0", self.name.as_str()]);
+        let _ = with_timeout(&c, 60).output();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. podman images / image inspect
+
+/// Replace a graph-root prefix in every string of a JSON value.
+fn replace_prefix(v: &mut Value, from: &str, to: &str) {
+    match v {
+        Value::String(s) => *s = s.replace(from, to),
+        Value::Array(a) => a.iter_mut().for_each(|x| replace_prefix(x, from, to)),
+        Value::Object(o) => o.values_mut().for_each(|x| replace_prefix(x, from, to)),
+        _ => {}
+    }
+}
+
+fn by_id(list: &Value) -> BTreeMap<String, Value> {
+    list.as_array()
+        .expect("JSON array")
+        .iter()
+        .map(|i| (i["Id"].as_str().expect("Id").to_string(), i.clone()))
+        .collect()
+}
+
+#[test]
+fn view_podman_images_and_inspect_match_podman_load() {
+    prerequisites();
+    let all: Vec<&str> = IMAGES.iter().map(|(n, _, _)| *n).collect();
+    let store = store_with(&all);
+    let m = ViewMount::new(&store, &[]);
+    let view = ViewPodman::new(&m);
+    let native = native_podman(&all);
+
+    let v_images = view.json(["images", "--format", "json"]);
+    let n_images = native.json(["images", "--format", "json"]);
+    let (mut v_map, mut n_map) = (by_id(&v_images), by_id(&n_images));
+    let want_ids: Vec<String> = all.iter().map(|i| id_of(i)).collect();
+    assert_eq!(
+        v_map.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut w = want_ids.clone();
+            w.sort();
+            w
+        },
+        "podman images from the view lists exactly the imported images:\n{v_images:#}"
+    );
+    for id in &want_ids {
+        let v = v_map.get_mut(id).expect("listed");
+        let n = n_map
+            .get_mut(id)
+            .unwrap_or_else(|| panic!("podman load gave no image {id}:\n{n_images:#}"));
+        // Images from an additional image store are read-only; podman's own are not
+        // (podman omits ReadOnly when false).
+        assert_eq!(v["ReadOnly"], Value::Bool(true), "view image {id} is R/O");
+        assert_ne!(n["ReadOnly"], Value::Bool(true), "native image {id}");
+        v.as_object_mut().expect("object").remove("ReadOnly");
+        n.as_object_mut().expect("object").remove("ReadOnly");
+        // Everything else must be identical: Id, Digest (manifest digest: the
+        // view serves the manifest podman load stores, byte for byte),
+        // RepoDigests, Names, Size (layer diff-sizes + big-data sizes: the view
+        // publishes the same diff-size and big-data sizes), Created, Labels, History.
+        assert_eq!(
+            v, n,
+            "podman images entry of {id}: view (left) vs podman load (right)"
+        );
+        assert!(
+            v["Digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:")),
+            "view image {id} has a Digest: {v}"
+        );
+        assert!(
+            !v["RepoDigests"].as_array().is_none_or(|a| a.is_empty()),
+            "view image {id} has RepoDigests: {v}"
+        );
+    }
+
+    // podman image inspect: identical except the graph root in GraphDriver.Data
+    // (LowerDir/UpperDir/WorkDir). After replacing the root the paths must
+    // match too, which checks the layer IDs (overlay/<id>/diff) of every layer.
+    let v_root = m.cstor().display().to_string();
+    let n_root = native.root().display().to_string();
+    for img in &all {
+        let mut vi = view.json(["image", "inspect", img]);
+        let mut ni = native.json(["image", "inspect", img]);
+        replace_prefix(&mut vi, &v_root, "<GRAPHROOT>");
+        replace_prefix(&mut ni, &n_root, "<GRAPHROOT>");
+        assert!(
+            vi.to_string().contains("<GRAPHROOT>/overlay/"),
+            "inspect of {img} from the view names layer dirs in the view: {vi:#}"
+        );
+        assert_eq!(
+            vi, ni,
+            "podman image inspect {img}: view (left) vs podman load (right)"
+        );
+        assert_eq!(vi[0]["Id"].as_str(), Some(id_of(img).as_str()));
+    }
+
+    // unistore's own listing agrees on Id, Digest and RepoDigests. Its Size is
+    // the sum of the layers' diff sizes only; podman's SIZE adds the big-data
+    // (manifest, config) bytes, so those two differ by design and are not compared.
+    for e in store.images() {
+        let id = e["Id"].as_str().expect("Id");
+        let v = &v_map[id];
+        assert_eq!(
+            e["Digest"], v["Digest"],
+            "unistore images vs podman: Digest of {id}"
+        );
+        assert_eq!(e["RepoDigests"], v["RepoDigests"], "RepoDigests of {id}");
+        assert_eq!(e["Names"], v["Names"], "Names of {id}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. The tree oracle: a container from the view vs a container from podman's storage
+
+/// Dumps every path of the container's root filesystem, one tagged line per
+/// fact (busybox find/stat/sha256sum/readlink and getfattr from the attr
+/// package). Excluded: API filesystems and what podman/runc put into every
+/// container (/etc/hosts, /etc/resolv.conf, /etc/hostname bind mounts,
+/// /etc/mtab created by runc at start, /run/.containerenv).
+const DUMP_SCRIPT: &str = r#"
+set -e
+export LC_ALL=C
+[ -x /usr/bin/getfattr ] || { echo "no /usr/bin/getfattr in the image" >&2; exit 3; }
+walk() {
+  find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+      -o -path /etc/hosts -o -path /etc/resolv.conf -o -path /etc/hostname -o -path /etc/mtab \) \
+      -prune -o "$@"
+}
+walk -type d -exec stat -c 'D|%F|%a|%u|%g|%n' {} +
+walk ! -type d -exec stat -c 'N|%F|%a|%u|%g|%s|%h|%i|%t,%T|%Y|%n' {} +
+walk -type f -exec sha256sum {} + | sed 's/^/H|/'
+walk -type l -exec sh -c 'for f; do printf "L|%s|%s\n" "$f" "$(readlink "$f")"; done' sh {} +
+walk -exec /usr/bin/getfattr -h -d -m - -e hex --absolute-names {} + | sed 's/^/X|/'
+echo END
+"#;
+
+/// One path's description, ready for comparison.
+fn tree_dump(podman: &dyn Fn(&[&str]) -> Command, image: &str) -> BTreeMap<String, String> {
+    let mut c = podman(&[image, "sh", "-c", DUMP_SCRIPT]);
+    let out = run_ok_t(&mut c, 300);
+    let text = stdout(&out);
+    assert!(
+        text.ends_with("END\n"),
+        "tree dump of {image} is incomplete:\n{}\nstderr:\n{}",
+        &text[text.len().saturating_sub(2000)..],
+        stderr(&out)
+    );
+
+    #[derive(Default)]
+    struct Rec {
+        base: String,
+        ino: Option<u64>,
+        sha: Option<String>,
+        target: Option<String>,
+        xattrs: Vec<String>,
+    }
+    let mut recs: BTreeMap<String, Rec> = BTreeMap::new();
+    let mut xattr_file: Option<String> = None;
+    for line in text.lines() {
+        if line == "END" {
+            continue;
+        }
+        let (tag, rest) = line
+            .split_once('|')
+            .unwrap_or_else(|| panic!("bad dump line {line:?}"));
+        match tag {
+            "D" => {
+                // type|mode|uid|gid|path — directory sizes, link counts and
+                // times depend on the filesystem and are left out.
+                let f: Vec<&str> = rest.splitn(5, '|').collect();
+                recs.entry(f[4].to_string()).or_default().base =
+                    format!("{} mode={} owner={}:{}", f[0], f[1], f[2], f[3]);
+            }
+            "N" => {
+                // type|mode|uid|gid|size|nlink|ino|maj,min|mtime|path
+                let f: Vec<&str> = rest.splitn(10, '|').collect();
+                let (kind, path) = (f[0], f[9]);
+                let mut d = format!("{kind} mode={} owner={}:{}", f[1], f[2], f[3]);
+                match kind {
+                    "regular file" | "regular empty file" => {
+                        d += &format!(" size={} nlink={} mtime={}", f[4], f[5], f[8])
+                    }
+                    "character special file" | "block special file" => {
+                        d += &format!(" rdev={} mtime={}", f[7], f[8])
+                    }
+                    _ => d += &format!(" mtime={}", f[8]),
+                }
+                let r = recs.entry(path.to_string()).or_default();
+                r.base = d;
+                r.ino = Some(f[6].parse().expect("inode number"));
+            }
+            "H" => {
+                let (h, p) = rest.split_once("  ").expect("sha256sum line");
+                recs.entry(p.to_string()).or_default().sha = Some(h.to_string());
+            }
+            "L" => {
+                let (p, t) = rest.split_once('|').expect("readlink line");
+                recs.entry(p.to_string()).or_default().target = Some(t.to_string());
+            }
+            "X" => {
+                if let Some(p) = rest.strip_prefix("# file: ") {
+                    xattr_file = Some(p.to_string());
+                } else if !rest.is_empty() {
+                    let p = xattr_file.clone().expect("xattr line after a # file: line");
+                    recs.entry(p).or_default().xattrs.push(rest.to_string());
+                }
+            }
+            _ => panic!("bad dump line {line:?}"),
+        }
+    }
+    // Hard links: name each inode by the first path (in sorted order) that has it.
+    let mut first_of_ino: BTreeMap<u64, String> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (path, r) in recs {
+        assert!(!r.base.is_empty(), "{image}: no stat line for {path}");
+        let mut d = r.base;
+        if let Some(h) = r.sha {
+            d += &format!(" sha256={h}");
+        }
+        if let Some(t) = r.target {
+            d += &format!(" -> {t}");
+        }
+        if let Some(ino) = r.ino {
+            let first = first_of_ino.entry(ino).or_insert_with(|| path.clone());
+            if *first != path {
+                d += &format!(" hardlink-of={first}");
+            }
+        }
+        if !r.xattrs.is_empty() {
+            d += &format!(" xattrs[{}]", r.xattrs.join(","));
+        }
+        out.insert(path, d);
+    }
+    out
+}
+
+fn assert_dump_has(dump: &BTreeMap<String, String>, path: &str, parts: &[&str]) {
+    let d = dump
+        .get(path)
+        .unwrap_or_else(|| panic!("native dump has no {path}: the oracle itself is broken"));
+    for p in parts {
+        assert!(
+            d.contains(p),
+            "native dump of {path} = {d:?} lacks {p:?}: the oracle itself is broken"
+        );
+    }
+}
+
+#[test]
+fn view_container_tree_equals_native_container_tree() {
+    prerequisites();
+    let store = store_with(&[DERIVED, APP]);
+    let m = ViewMount::new(&store, &[]);
+    let view = ViewPodman::new(&m);
+    let native = native_podman(&[DERIVED, APP]);
+
+    for img in [DERIVED, APP] {
+        let n = tree_dump(&|a| native.run_cmd(a[0], &a[1..]), img);
+        let v = tree_dump(&|a| view.run_cmd(a[0], &a[1..]), img);
+        // The oracle must see what the fixture put there, or equality proves nothing.
+        assert!(
+            n.len() > 1000,
+            "native dump of {img} has only {} paths",
+            n.len()
+        );
+        assert_dump_has(&n, "/bin/busybox", &["regular file", "sha256="]);
+        if img == DERIVED {
+            assert_dump_has(&n, "/srv/fixture/xattr/file", &["user.unistore.test=0x"]);
+            assert_dump_has(&n, "/srv/fixture/xattr/dir", &["user.unistore.dir=0x"]);
+            assert_dump_has(
+                &n,
+                "/srv/fixture/hardlink-third",
+                &["hardlink-of=/srv/fixture/a/hardlink-src", "nlink=3"],
+            );
+            assert_dump_has(&n, "/srv/fixture/perm/setuid", &["mode=4755"]);
+            assert_dump_has(&n, "/srv/fixture/perm/sticky-dir", &["mode=1777"]);
+            assert_dump_has(&n, "/srv/fixture/special/char-null", &["rdev=1,3"]);
+            assert_dump_has(&n, "/srv/fixture/special/block-loop0", &["rdev=7,0"]);
+            assert_dump_has(&n, "/srv/fixture/special/fifo", &["fifo"]);
+            assert_dump_has(
+                &n,
+                "/srv/fixture/owner/nobody",
+                &["mode=640", "owner=65534:65534"],
+            );
+            assert_dump_has(
+                &n,
+                "/srv/fixture/links/dangling",
+                &["-> /nonexistent/dangling/target"],
+            );
+            assert_dump_has(&n, "/srv/fixture/empty", &["size=0"]);
+            assert_dump_has(&n, "/usr/share/common-licenses/REPLACED", &["regular file"]);
+            for gone in [
+                "/etc/issue.net",
+                "/usr/share/zoneinfo/Antarctica",
+                "/srv/fixture/delete-me.txt",
+            ] {
+                assert!(!n.contains_key(gone), "native dump has deleted {gone}");
+            }
+            assert!(
+                n.contains_key("/srv/fixture/many/d19/f1999.txt"),
+                "native dump lacks the small files"
+            );
+        } else {
+            assert_dump_has(&n, "/app/run.sh", &["mode=755"]);
+        }
+        let diff = listing_diff(&n, &v);
+        assert!(
+            diff.is_empty(),
+            "{img}: the container tree from the view differs from podman's native storage \
+             (removed = only native, added = only view, changed: native => view):\n{diff}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. podman save / push from the view
+
+/// sha256 and size of every regular member of a tar; symlink members map to their targets.
+fn tar_member_shas(archive: &Path) -> (BTreeMap<String, (String, u64)>, BTreeMap<String, String>) {
+    let f = File::open(archive).unwrap_or_else(|e| panic!("{}: {e}", archive.display()));
+    let mut ar = tar::Archive::new(f);
+    let (mut files, mut links) = (BTreeMap::new(), BTreeMap::new());
+    for e in ar.entries().expect("tar entries") {
+        let e = e.expect("tar entry");
+        let name = e
+            .path()
+            .expect("path")
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let et = e.header().entry_type();
+        if et.is_symlink() {
+            let t = e
+                .link_name()
+                .expect("link")
+                .expect("target")
+                .to_string_lossy()
+                .into_owned();
+            let dir = Path::new(&name).parent().unwrap_or(Path::new(""));
+            let target = dir.join(t).to_string_lossy().into_owned();
+            links.insert(name, target);
+        } else if et.is_file() {
+            files.insert(name, sha256_reader(e));
+        }
+    }
+    (files, links)
+}
+
+/// sha256 of an OCI layer blob after undoing its compression. The format is
+/// sniffed from the magic bytes, not taken from the media type: skopeo copy
+/// `--dest-oci-accept-uncompressed-layers` of an image whose stored manifest
+/// came from a docker-archive (docker `…tar.gzip` media types on uncompressed
+/// tars) writes uncompressed blobs labelled `tar+gzip` — from podman's own
+/// storage exactly as from the view (c/image quirk, not a view bug).
+fn uncompressed_sha(blob: &Path) -> String {
+    let mut magic = [0u8; 4];
+    let n = File::open(blob)
+        .and_then(|mut f| f.read(&mut magic))
+        .unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
+    let f = File::open(blob).expect("open blob");
+    match &magic[..n] {
+        [0x1f, 0x8b, ..] => sha256_reader(flate2::read::GzDecoder::new(f)).0,
+        [0x28, 0xb5, 0x2f, 0xfd] => sha256_reader(zstd::Decoder::new(f).expect("zstd")).0,
+        _ => sha256_reader(f).0,
+    }
+}
+
+/// Check an OCI layout written from the view: config = image ID, every blob
+/// matches its digest, and every layer uncompresses to its diffID.
+fn assert_oci_layout_bit_exact(dir: &Path, image: &str) -> (String, Value) {
+    let index: Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).expect("index.json"))
+            .expect("index.json");
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("manifest digest")
+        .to_string();
+    let manifest = fs::read(oci_blob_path(dir, &mdigest)).expect("manifest blob");
+    assert_eq!(sha256(&manifest), mdigest, "{image}: manifest blob digest");
+    let m: Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    let cdigest = m["config"]["digest"].as_str().expect("config digest");
+    let config = fs::read(oci_blob_path(dir, cdigest)).expect("config blob");
+    assert_eq!(sha256(&config), cdigest, "{image}: config blob digest");
+    assert_eq!(
+        cdigest,
+        format!("sha256:{}", id_of(image)),
+        "{image}: config = image ID"
+    );
+    let diff_ids = config_diff_ids(&config);
+    assert_eq!(diff_ids, diff_ids_of(image), "{image}: diff IDs");
+    let layers = m["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), diff_ids.len(), "{image}: layer count");
+    for (i, l) in layers.iter().enumerate() {
+        let d = l["digest"].as_str().expect("digest");
+        let mt = l["mediaType"].as_str().expect("mediaType");
+        let blob = oci_blob_path(dir, d);
+        let (bsha, bsize) = sha256_reader(File::open(&blob).expect("layer blob"));
+        assert_eq!(bsha, d, "{image}: layer {i} blob digest");
+        assert_eq!(
+            Some(bsize),
+            l["size"].as_u64(),
+            "{image}: layer {i} blob size"
+        );
+        assert_eq!(
+            uncompressed_sha(&blob),
+            diff_ids[i],
+            "{image}: layer {i} ({mt}) does not uncompress to its diffID"
+        );
+    }
+    (mdigest, m)
+}
+
+#[test]
+fn view_podman_save_and_push_are_bit_exact() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let m = ViewMount::new(&store, &[]);
+    let view = ViewPodman::new(&m);
+    let out = tempdir("unistore-it-out-");
+    let want = diff_ids_of(DERIVED);
+
+    // podman save (docker-archive): the layers are <hex>.tar members named in manifest.json.
+    let tarball = out.path().join("save.tar");
+    view.ok([
+        "save",
+        "-q",
+        "-o",
+        tarball.to_str().expect("utf-8"),
+        DERIVED,
+    ]);
+    let (files, links) = tar_member_shas(&tarball);
+    let small = tar_members(&tarball, |n| n == "manifest.json");
+    let mj: Value = serde_json::from_slice(&small["manifest.json"]).expect("manifest.json");
+    let cfg_name = mj[0]["Config"].as_str().expect("Config");
+    assert_eq!(
+        files.get(cfg_name).map(|(h, _)| h.as_str()),
+        Some(format!("sha256:{}", id_of(DERIVED)).as_str()),
+        "podman save: config blob sha256 = image ID"
+    );
+    let members = mj[0]["Layers"].as_array().expect("Layers");
+    assert_eq!(members.len(), want.len(), "podman save: layer count");
+    for (i, mem) in members.iter().enumerate() {
+        let mut name = mem.as_str().expect("layer member").to_string();
+        while let Some(t) = links.get(&name) {
+            name = t.clone();
+        }
+        let (sha, size) = files
+            .get(&name)
+            .unwrap_or_else(|| panic!("podman save: no member {name}"));
+        assert_eq!(
+            sha, &want[i],
+            "podman save from the view: layer {i} ({name}, {size} bytes) is not its diffID"
+        );
+    }
+
+    // podman push to an OCI layout (podman compresses layers by default).
+    let oci = out.path().join("push");
+    view.ok(["push", "-q", DERIVED, &format!("oci:{}:t", oci.display())]);
+    assert_oci_layout_bit_exact(&oci, DERIVED);
+}
+
+// ---------------------------------------------------------------------------
+// 4. skopeo
+
+#[test]
+fn view_skopeo_inspect_and_copy() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let m = ViewMount::new(&store, &[]);
+    let native = native_podman(&[DERIVED]);
+    let work = tempdir("unistore-it-skopeo-");
+    // skopeo's own graph root (empty) with the view as additional image store.
+    // A read-only store cannot be skopeo's *primary* graph root:
+    // `containers-storage:[overlay@M/containers-storage+RUN]IMG` fails in
+    // c/storage 1.43 with "mkdir …/mounts: read-only file system" — and with
+    // "open …/storage.lock: read-only file system" on a read-only bind mount
+    // of a real podman store, so that is not a property of the view.
+    let graph = work.path().join("root");
+    let run_root = work.path().join("run");
+    let view_ref = format!(
+        "containers-storage:[overlay@{}+{}:overlay.imagestore={}]{DERIVED}",
+        graph.display(),
+        run_root.display(),
+        m.cstor().display()
+    );
+    let native_ref = format!(
+        "containers-storage:[overlay@{}+{}]{DERIVED}",
+        native.root().display(),
+        work.path().join("native-run").display()
+    );
+    let skopeo = |args: &[&str]| {
+        let mut c = Command::new("skopeo");
+        c.args(args);
+        c.env("CONTAINERS_STORAGE_CONF", work.path().join("none.conf"));
+        c
+    };
+    fs::write(
+        work.path().join("none.conf"),
+        "[storage]\ndriver = \"overlay\"\n",
+    )
+    .expect("conf");
+    let _cleanup = Unmounter(work.path().to_path_buf());
+
+    let v = json_of(
+        &run_ok_t(&mut skopeo(&["inspect", &view_ref]), 120),
+        "skopeo inspect (view)",
+    );
+    let n = json_of(
+        &run_ok_t(&mut skopeo(&["inspect", &native_ref]), 120),
+        "skopeo inspect (native)",
+    );
+    assert_eq!(v, n, "skopeo inspect: view (left) vs podman load (right)");
+    assert_eq!(
+        v["Layers"].as_array().map(|a| a.len()),
+        Some(diff_ids_of(DERIVED).len())
+    );
+
+    let raw = run_ok_t(&mut skopeo(&["inspect", "--raw", &view_ref]), 120).stdout;
+    assert_eq!(
+        Some(sha256(&raw).as_str()),
+        v["Digest"].as_str(),
+        "skopeo inspect --raw: the manifest hashes to the Digest"
+    );
+    let cfg = run_ok_t(
+        &mut skopeo(&["inspect", "--config", "--raw", &view_ref]),
+        120,
+    )
+    .stdout;
+    assert_eq!(
+        sha256(&cfg),
+        format!("sha256:{}", id_of(DERIVED)),
+        "config = image ID"
+    );
+
+    // skopeo copy to OCI layouts, keeping layers uncompressed: from the view
+    // and from podman's own storage the result must be the same image
+    // (manifest digest), and every layer must be its diffID.
+    let mut digests = Vec::new();
+    for (what, r) in [("view", &view_ref), ("native", &native_ref)] {
+        let dir = work.path().join(format!("oci-{what}"));
+        run_ok_t(
+            &mut skopeo(&[
+                "copy",
+                "-q",
+                "--dest-oci-accept-uncompressed-layers",
+                r,
+                &format!("oci:{}:t", dir.display()),
+            ]),
+            300,
+        );
+        digests.push(assert_oci_layout_bit_exact(&dir, DERIVED).0);
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "skopeo copy from the view and from podman's storage give different manifests"
+    );
+    // And the default (compressing) copy, from the view.
+    let dir = work.path().join("oci-gzip");
+    run_ok_t(
+        &mut skopeo(&["copy", "-q", &view_ref, &format!("oci:{}:t", dir.display())]),
+        300,
+    );
+    assert_oci_layout_bit_exact(&dir, DERIVED);
+}
+
+/// Unmounts everything below a directory on drop (skopeo and podman leave
+/// `<graphroot>/overlay` bind-mounted).
+struct Unmounter(PathBuf);
+
+impl Drop for Unmounter {
+    fn drop(&mut self) {
+        unmount_below(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Live changes
+
+fn layers_json_ids(m: &ViewMount) -> Vec<String> {
+    let p = m.cstor().join("overlay-layers/layers.json");
+    let v: Value = serde_json::from_slice(&fs::read(&p).expect("layers.json")).expect("JSON");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+fn overlay_listing(m: &ViewMount) -> Vec<String> {
+    fs::read_dir(m.cstor().join("overlay"))
+        .expect("readdir overlay")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn view_follows_imports_and_removals_while_mounted() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let m = ViewMount::new(&store, &[]);
+    let view = ViewPodman::new(&m);
+    let big = golden_sha("big.bin");
+
+    assert_eq!(view.image_names(), vec![DERIVED.to_string()]);
+    // A running container keeps the derived layers (base layer included) mounted.
+    let live = Container::start(&view, "unistore-it-live", DERIVED, &["sleep", "600"]);
+
+    // Each step runs podman right after the unistore command returns.
+    // Import: app:1 appears (shares the base layer with derived:1).
+    store.import(&format!("docker-archive:{}", archive_of(APP)));
+    assert_eq!(
+        view.image_names(),
+        vec![APP.to_string(), DERIVED.to_string()],
+        "podman images right after `unistore import` (no remount)"
+    );
+    let out = view.ok_run(APP, &["/app/run.sh"]);
+    assert_eq!(stdout(&out), "hello from the unistore app fixture\n");
+
+    // A name added with `unistore tag` resolves at once.
+    store.ok(["tag", APP, "localhost/unistore-it/renamed:1"]);
+    let out = view.ok_run(
+        "localhost/unistore-it/renamed:1",
+        &["cat", "/app/hello.txt"],
+    );
+    assert_eq!(stdout(&out), "hello from the unistore app fixture\n");
+    store.ok(["rmi", "localhost/unistore-it/renamed:1"]);
+    assert_eq!(
+        view.image_names(),
+        vec![APP.to_string(), DERIVED.to_string()],
+        "podman images right after `unistore rmi` of the extra name"
+    );
+
+    // Remove app:1: it disappears from podman, its own layer from the store's
+    // layer list, the shared base layer stays.
+    let app_ids = layer_ids(&diff_ids_of(APP));
+    let derived_ids = layer_ids(&diff_ids_of(DERIVED));
+    assert_eq!(
+        app_ids[0], derived_ids[0],
+        "fixture: app and derived share the base layer"
+    );
+    assert!(layers_json_ids(&m).contains(&app_ids[1]));
+    store.ok(["rmi", APP]);
+    assert_eq!(
+        view.image_names(),
+        vec![DERIVED.to_string()],
+        "podman images right after `unistore rmi {APP}`"
+    );
+    let gone = run_t(&mut view.run_cmd(APP, &["true"]), 120);
+    assert!(
+        !gone.status.success(),
+        "podman run {APP} after rmi succeeded"
+    );
+    let ids = layers_json_ids(&m);
+    assert!(
+        !ids.contains(&app_ids[1]),
+        "layers.json still lists app's own layer"
+    );
+    for id in &derived_ids {
+        assert!(ids.contains(id), "layers.json lost derived layer {id}");
+    }
+    let listing = overlay_listing(&m);
+    assert!(
+        !listing.contains(&app_ids[1]),
+        "overlay/ still lists app's own layer"
+    );
+    assert!(
+        listing.contains(&app_ids[0]),
+        "overlay/ lost the shared base layer"
+    );
+
+    // The other image still runs, and the running container still reads
+    // files of every layer, the shared base layer included.
+    let out = view.ok_run(
+        DERIVED,
+        &[
+            "sh",
+            "-c",
+            "cat /etc/debian_version; sha256sum /srv/fixture/big.bin",
+        ],
+    );
+    assert!(
+        stdout(&out).contains(big.trim_start_matches("sha256:")),
+        "{}",
+        stdout(&out)
+    );
+    let out = live.exec(&[
+        "sh",
+        "-c",
+        "cat /etc/debian_version; sha256sum /srv/fixture/big.bin",
+    ]);
+    assert!(
+        stdout(&out).contains(big.trim_start_matches("sha256:")),
+        "{}",
+        stdout(&out)
+    );
+
+    // Import base:1 and remove it: its (only) layer is derived's base layer and stays.
+    store.import(&format!("docker-archive:{}", archive_of(BASE)));
+    assert_eq!(
+        view.image_names(),
+        vec![BASE.to_string(), DERIVED.to_string()]
+    );
+    view.ok_run(BASE, &["true"]);
+    store.ok(["rmi", BASE]);
+    assert_eq!(view.image_names(), vec![DERIVED.to_string()]);
+    assert!(
+        layers_json_ids(&m).contains(&derived_ids[0]),
+        "base layer removed with base:1"
+    );
+    let out = live.exec(&["cat", "/etc/os-release"]);
+    assert!(stdout(&out).contains("Debian"), "{}", stdout(&out));
+    view.ok_run(DERIVED, &["cat", "/srv/fixture/top-layer.txt"]);
+}
+
+impl ViewPodman {
+    /// `podman run --rm IMAGE ARGS` that must succeed.
+    fn ok_run(&self, image: &str, args: &[&str]) -> Output {
+        run_ok_t(&mut self.run_cmd(image, args), 300)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Read-only
+
+#[test]
+fn view_is_read_only() {
+    use rustix::fs::{Mode, CWD};
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let m = ViewMount::new(&store, &[]);
+    let cs = m.cstor();
+    let top = m.diff(DERIVED, 5);
+    let files = [
+        cs.join("overlay-images/images.json"),
+        cs.join("overlay-layers/layers.lock"),
+        m.diff(DERIVED, 0).join("etc/passwd"),
+        top.join("srv/fixture/top-layer.txt"),
+        m.diff(DERIVED, 4).join("srv/fixture/big.bin"),
+    ];
+    let dirs = [
+        m.path().to_path_buf(),
+        cs.clone(),
+        cs.join("overlay"),
+        top.clone(),
+        top.join("srv/fixture"),
+    ];
+    for f in &files {
+        assert!(f.is_file(), "{} is not a file in the view", f.display());
+    }
+    let before = store.images();
+    let mut failures = Vec::new();
+    let mut check = |what: String, r: std::io::Result<()>| match r {
+        Err(e) if errno_of(&e) == EROFS => {}
+        Err(e) => failures.push(format!("{what}: {e} (want EROFS)")),
+        Ok(()) => failures.push(format!("{what}: SUCCEEDED (want EROFS)")),
+    };
+    let io = |r: rustix::io::Result<()>| r.map_err(std::io::Error::from);
+    for f in &files {
+        let d = f.display();
+        check(
+            format!("open O_WRONLY {d}"),
+            fs::OpenOptions::new().write(true).open(f).map(drop),
+        );
+        check(
+            format!("open O_RDWR {d}"),
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(f)
+                .map(drop),
+        );
+        check(
+            format!("open O_APPEND {d}"),
+            fs::OpenOptions::new().append(true).open(f).map(drop),
+        );
+        check(
+            format!("open O_WRONLY|O_TRUNC {d}"),
+            fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(f)
+                .map(drop),
+        );
+        check(format!("unlink {d}"), fs::remove_file(f));
+        check(
+            format!("rename {d}"),
+            fs::rename(f, f.with_extension("renamed")),
+        );
+        check(
+            format!("chmod {d}"),
+            io(rustix::fs::chmod(f, Mode::from_raw_mode(0o777))),
+        );
+        check(
+            format!("chown {d}"),
+            std::os::unix::fs::chown(f, Some(1), Some(1)),
+        );
+        check(
+            format!("setxattr {d}"),
+            io(rustix::fs::setxattr(
+                f,
+                "user.x",
+                b"1",
+                rustix::fs::XattrFlags::empty(),
+            )),
+        );
+        check(
+            format!("removexattr {d}"),
+            io(rustix::fs::removexattr(f, "user.x")),
+        );
+        check(
+            format!("utimensat {d}"),
+            io(rustix::fs::utimensat(
+                CWD,
+                f,
+                &rustix::fs::Timestamps {
+                    last_access: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
+                    last_modification: rustix::fs::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
+                },
+                rustix::fs::AtFlags::empty(),
+            )),
+        );
+    }
+    for d in &dirs {
+        let dd = d.display();
+        check(
+            format!("create file in {dd}"),
+            File::create(d.join("new-file")).map(drop),
+        );
+        check(
+            format!("O_CREAT|O_EXCL in {dd}"),
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(d.join("new-file2"))
+                .map(drop),
+        );
+        check(format!("mkdir in {dd}"), fs::create_dir(d.join("new-dir")));
+        check(
+            format!("symlink in {dd}"),
+            std::os::unix::fs::symlink("x", d.join("new-link")),
+        );
+        check(
+            format!("hard link in {dd}"),
+            fs::hard_link(&files[3], d.join("new-hardlink")),
+        );
+        check(
+            format!("mkfifo in {dd}"),
+            io(rustix::fs::mknodat(
+                CWD,
+                d.join("new-fifo"),
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o644),
+                0,
+            )),
+        );
+        check(
+            format!("chmod {dd}"),
+            io(rustix::fs::chmod(d, Mode::from_raw_mode(0o777))),
+        );
+        check(
+            format!("setxattr {dd}"),
+            io(rustix::fs::setxattr(
+                d,
+                "user.x",
+                b"1",
+                rustix::fs::XattrFlags::empty(),
+            )),
+        );
+    }
+    for d in [
+        cs.join("overlay-images"),
+        top.join("srv/fixture/many"),
+        top.join("srv"),
+    ] {
+        check(format!("rmdir {}", d.display()), fs::remove_dir(&d));
+        check(
+            format!("rename {}", d.display()),
+            fs::rename(&d, d.with_extension("renamed")),
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "writes to the view did not fail with EROFS:\n{}",
+        failures.join("\n")
+    );
+    // Nothing changed: the files are still there and the catalog is as before.
+    for f in &files {
+        assert!(f.is_file(), "{} vanished", f.display());
+    }
+    assert_eq!(store.images(), before, "the catalog changed");
+    assert!(!cs.join("new-file").exists());
+}
+
+// ---------------------------------------------------------------------------
+// 7. Permissions (default_permissions)
+
+/// `setpriv` as uid:gid without supplementary groups, running `cat FILE`.
+fn cat_as(uid: u32, path: &Path) -> Output {
+    run_t(
+        Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg("cat")
+            .arg(path),
+        30,
+    )
+}
+
+#[test]
+fn view_enforces_file_permissions_for_other_users() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let m = ViewMount::new(&store, &[]);
+    let mounts = fs::read_to_string("/proc/self/mounts").expect("mounts");
+    let opts = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(&*m.path().to_string_lossy()))
+        .and_then(|l| l.split(' ').nth(3))
+        .expect("the mount is listed")
+        .to_string();
+    for o in ["ro", "default_permissions", "allow_other"] {
+        assert!(
+            opts.split(',').any(|x| x == o),
+            "mount options {opts:?} lack {o}"
+        );
+    }
+    // containers-storage/, overlay/ and overlay/<id>/ are 0700 root as c/storage
+    // makes them: another user cannot even get to a layer.
+    let l3 = m.diff(DERIVED, 2);
+    let denied = cat_as(65534, &l3.join("srv/fixture/perm/setuid"));
+    assert!(
+        !denied.status.success() && stderr(&denied).contains("Permission denied"),
+        "uid 65534 reached a layer through the 0700 containers-storage dirs: {}{}",
+        stdout(&denied),
+        stderr(&denied)
+    );
+    for d in [m.cstor(), m.cstor().join("overlay")] {
+        let md = fs::metadata(&d).expect("stat");
+        assert_eq!(
+            (md.mode() & 0o7777, md.uid()),
+            (0o700, 0),
+            "{}",
+            d.display()
+        );
+    }
+    // Bind-mount layer diffs elsewhere so that only the files' own modes decide.
+    let b3 = BindMount::new(&l3);
+    let b6 = BindMount::new(&m.diff(DERIVED, 5));
+    let p = |b: &BindMount, rel: &str| b.0.path().join(rel);
+
+    let cases: [(&Path, &str, u32, Option<&str>); 7] = [
+        // (file, what, uid, Some(content) = readable)
+        (
+            &p(&b3, "srv/fixture/perm/mode-0400"),
+            "0400 root:root",
+            65534,
+            None,
+        ),
+        (
+            &p(&b3, "srv/fixture/perm/mode-0400"),
+            "0400 root:root",
+            0,
+            Some("read only\n"),
+        ),
+        (
+            &p(&b3, "srv/fixture/perm/setuid"),
+            "4755 root:root",
+            65534,
+            Some("#!/bin/sh\necho setuid\n"),
+        ),
+        (
+            &p(&b3, "srv/fixture/owner/uid1000"),
+            "0644 1000:1000",
+            65534,
+            Some("owned by 1000\n"),
+        ),
+        (
+            &p(&b6, "srv/fixture/owner/nobody"),
+            "0640 65534:65534 (owner)",
+            65534,
+            Some("owned by nobody\n"),
+        ),
+        (
+            &p(&b6, "srv/fixture/owner/nobody"),
+            "0640 65534:65534 (other)",
+            1000,
+            None,
+        ),
+        (
+            &p(&b3, "srv/fixture/owner/nobody"),
+            "0644 65534:65534 (lower layer)",
+            1000,
+            Some("owned by nobody\n"),
+        ),
+    ];
+    for (file, what, uid, want) in cases {
+        let md = fs::metadata(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(md.is_file(), "{}", file.display());
+        let out = cat_as(uid, file);
+        match want {
+            Some(content) => assert!(
+                out.status.success() && stdout(&out) == content,
+                "uid {uid} cannot read {what} file {} (mode {:o}): {}",
+                file.display(),
+                md.mode() & 0o7777,
+                stderr(&out)
+            ),
+            None => assert!(
+                !out.status.success() && stderr(&out).contains("Permission denied"),
+                "uid {uid} read {what} file {} (mode {:o}), want EACCES: {}{}",
+                file.display(),
+                md.mode() & 0o7777,
+                stdout(&out),
+                stderr(&out)
+            ),
+        }
+    }
+    // A 0700 directory in a layer (base /root) is closed to others too.
+    let b1 = BindMount::new(&m.diff(DERIVED, 0));
+    let out = run_t(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "ls"])
+            .arg(b1.0.path().join("root")),
+        30,
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("Permission denied"),
+        "uid 65534 listed a 0700 root directory: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    drop((b1, b3, b6));
+}
+
+// ---------------------------------------------------------------------------
+// 8. Robustness: corrupt backing objects; SIGKILL of the daemon
+
+/// The backing object of a file: the one object under `STORE/repo/objects`
+/// with the same bytes (objects are stored as plain files in insecure mode).
+fn backing_object(store: &TempStore, content: &[u8]) -> PathBuf {
+    let mut found = Vec::new();
+    let objects = store.path().join("repo/objects");
+    for d in fs::read_dir(&objects).unwrap_or_else(|e| panic!("{}: {e}", objects.display())) {
+        let d = d.expect("entry").path();
+        if !d.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(&d).expect("readdir") {
+            let f = f.expect("entry").path();
+            let md = fs::metadata(&f).expect("stat");
+            if md.is_file()
+                && md.len() == content.len() as u64
+                && fs::read(&f).expect("read") == content
+            {
+                found.push(f);
+            }
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one backing object, found {found:?}"
+    );
+    found.pop().expect("one")
+}
+
+#[test]
+fn view_corrupt_backing_object_gives_eio() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let rel = |i: u32| format!("srv/fixture/many/d0/f{i:04}.txt");
+    // Read the good bytes first (through a mount that then goes away).
+    let good: Vec<Vec<u8>> = {
+        let m = ViewMount::new(&store, &[]);
+        let l5 = m.diff(DERIVED, 4);
+        (0..3)
+            .map(|i| fs::read(l5.join(rel(i))).expect("read"))
+            .collect()
+    };
+    for g in &good {
+        assert!(
+            g.len() > 64,
+            "fixture file too small to have a backing object"
+        );
+    }
+    let truncated = backing_object(&store, &good[0]);
+    let deleted = backing_object(&store, &good[1]);
+    File::options()
+        .write(true)
+        .open(&truncated)
+        .expect("open object")
+        .set_len(0)
+        .expect("truncate");
+    fs::remove_file(&deleted).expect("delete object");
+
+    for pt in ["passthrough=off", "passthrough=auto"] {
+        let m = ViewMount::new(&store, &[pt]);
+        let l5 = m.diff(DERIVED, 4);
+        for (i, what) in [(0, "truncated"), (1, "deleted")] {
+            let p = l5.join(rel(i));
+            let md = fs::metadata(&p).expect("stat still works");
+            assert_eq!(
+                md.len(),
+                good[i as usize].len() as u64,
+                "size is from the index"
+            );
+            match read_file_t(&p) {
+                Err(e) if errno_of(&e) == EIO => {}
+                Err(e) => {
+                    panic!("{pt}: reading a file whose backing object was {what}: {e} (want EIO)")
+                }
+                Ok(d) => panic!(
+                    "{pt}: reading a file whose backing object was {what} succeeded with {} bytes \
+                     (stat says {}): silent wrong data, want EIO",
+                    d.len(),
+                    md.len()
+                ),
+            }
+        }
+        // Everything else still reads, and the daemon is alive.
+        assert_eq!(read_file_t(&l5.join(rel(2))).expect("intact file"), good[2]);
+        let (h, _) = sha256_reader(File::open(l5.join("srv/fixture/big.bin")).expect("big.bin"));
+        assert_eq!(h, golden_sha("big.bin"), "{pt}: big.bin");
+        assert!(
+            m.daemon_alive(),
+            "{pt}: the daemon died after EIO\n{}",
+            m.log()
+        );
+        assert!(fs::metadata(m.cstor().join("overlay-images/images.json")).is_ok());
+    }
+}
+
+#[test]
+fn view_sigkill_of_daemon_gives_enotconn_and_remount_recovers() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let big_rel = "srv/fixture/big.bin";
+    const AT: u64 = 32 << 20;
+    let mut expected_chunk = Vec::new();
+
+    for pt in ["passthrough=off", "passthrough=on"] {
+        let mut m = ViewMount::new(&store, &[pt]);
+        let path = m.diff(DERIVED, 4).join(big_rel);
+        let reader = File::open(&path).expect("open big.bin");
+        let mut head = [0u8; 4096];
+        reader.read_exact_at(&mut head, 0).expect("read first page");
+        let old_pid = m.pid;
+        m.kill_daemon();
+
+        // The reader gets an error (or, with passthrough, the kernel may keep
+        // serving an already-open file from its backing file) — never a hang.
+        let r = within("read after SIGKILL", Duration::from_secs(20), move || {
+            let mut buf = vec![0u8; 4096];
+            reader.read_exact_at(&mut buf, AT).map(|()| buf)
+        });
+        match (pt, r) {
+            (_, Err(e)) if errno_of(&e) == ENOTCONN => {}
+            ("passthrough=on", Ok(buf)) => {
+                eprintln!("note: passthrough keeps serving an open file after SIGKILL");
+                if !expected_chunk.is_empty() {
+                    assert_eq!(
+                        buf, expected_chunk,
+                        "passthrough read after SIGKILL: wrong bytes"
+                    );
+                }
+            }
+            (_, Err(e)) => panic!("{pt}: read of an open file after SIGKILL: {e} (want ENOTCONN)"),
+            (_, Ok(_)) => {
+                panic!("{pt}: read of an open file after SIGKILL succeeded (want ENOTCONN)")
+            }
+        }
+        let p2 = path.clone();
+        match within("stat after SIGKILL", Duration::from_secs(20), move || {
+            fs::metadata(p2)
+        }) {
+            Err(e) if errno_of(&e) == ENOTCONN => {}
+            other => panic!("{pt}: stat in a dead mount: {other:?} (want ENOTCONN)"),
+        }
+
+        // A fresh mount at the same place, without manual cleanup.
+        m.mount();
+        assert_ne!(m.pid, old_pid);
+        let f = File::open(&path).expect("open after remount");
+        let mut buf = vec![0u8; 4096];
+        f.read_exact_at(&mut buf, AT).expect("read after remount");
+        if expected_chunk.is_empty() {
+            expected_chunk = buf;
+        } else {
+            assert_eq!(buf, expected_chunk);
+        }
+        let (h, _) = sha256_reader(File::open(&path).expect("open"));
+        assert_eq!(h, golden_sha("big.bin"), "{pt}: big.bin after remount");
+        // Exactly one mount there (the stale one is gone).
+        let n = fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(&*m.path().to_string_lossy()))
+            .count();
+        assert_eq!(n, 1, "{pt}: mounts at {} after remount", m.path().display());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 9. Passthrough on vs off
+
+/// sha256 of a file read through a private read-only mapping.
+fn mmap_sha(path: &Path) -> String {
+    use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+    let f = File::open(path).expect("open");
+    let len = f.metadata().expect("stat").len() as usize;
+    assert!(len > 0);
+    // SAFETY: a fresh private read-only mapping of a file nobody writes, read
+    // only within its length and unmapped before returning.
+    unsafe {
+        let p = mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ,
+            MapFlags::PRIVATE,
+            &f,
+            0,
+        )
+        .expect("mmap");
+        let h = sha256(std::slice::from_raw_parts(p as *const u8, len));
+        munmap(p, len).expect("munmap");
+        h
+    }
+}
+
+#[test]
+fn view_passthrough_on_and_off_serve_identical_bytes() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let want = golden_sha("big.bin");
+    let mut listings = Vec::new();
+    for (pt, log_says) in [
+        ("passthrough=on", "reads are served by kernel passthrough"),
+        ("passthrough=off", "reads are served by pread"),
+    ] {
+        let m = ViewMount::new(&store, &[pt]);
+        assert!(
+            m.log().contains(log_says),
+            "{pt}: the daemon log does not say {log_says:?}:\n{}",
+            m.log()
+        );
+        let l5 = m.diff(DERIVED, 4);
+        let big = l5.join("srv/fixture/big.bin");
+        let (h, n) = sha256_reader(File::open(&big).expect("big.bin"));
+        assert_eq!(
+            n,
+            fixtures().get("FIXTURE_BIG_MB").parse::<u64>().expect("MB") << 20
+        );
+        assert_eq!(h, want, "{pt}: read() of big.bin");
+        assert_eq!(mmap_sha(&big), want, "{pt}: mmap of big.bin");
+        // Unaligned pread at the end and across a page boundary.
+        let f = File::open(&big).expect("open");
+        let mut tail = vec![0u8; 10000];
+        let got = f.read_at(&mut tail, n - 4000).expect("pread at the end");
+        assert_eq!(got, 4000, "{pt}: short read at EOF");
+        let mut again = Vec::new();
+        File::open(&big)
+            .expect("open")
+            .read_to_end(&mut again)
+            .expect("read");
+        assert_eq!(
+            &again[(n - 4000) as usize..],
+            &tail[..4000],
+            "{pt}: pread at the end"
+        );
+        // The whole layer (2000 small files + big.bin) as a listing.
+        listings.push(tree_listing(&l5));
+    }
+    let diff = listing_diff(&listings[0], &listings[1]);
+    assert!(
+        diff.is_empty(),
+        "passthrough on (left) vs off (right):\n{diff}"
+    );
+    assert!(listings[0].len() > 2000);
+}
