@@ -10,6 +10,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 cargo test --workspace --exclude unistore-integration-tests
+scripts/fuzz.sh 30 # every parser of outside data, 30 s each (fuzz/, issue 6)
 cargo build -p unistore-cli
 tests/fixtures/build-fixtures.sh
 cargo test -p unistore-integration-tests --test integration -- --test-threads=1

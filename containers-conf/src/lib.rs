@@ -120,14 +120,14 @@ fn find_key(lines: &[&str]) -> Result<Option<(usize, usize, Vec<String>)>, Strin
 fn strip_comment(s: &str) -> String {
     s.lines()
         .map(|l| {
-            let mut in_str = false;
+            let mut quote = None;
             let mut out = String::new();
             for c in l.chars() {
-                if c == '"' {
-                    in_str = !in_str;
-                }
-                if c == '#' && !in_str {
-                    break;
+                match quote {
+                    Some(q) if c == q => quote = None,
+                    None if c == '"' || c == '\'' => quote = Some(c),
+                    None if c == '#' => break,
+                    _ => {}
                 }
                 out.push(c);
             }
@@ -155,9 +155,19 @@ fn parse_array(text: &str) -> Result<Vec<String>, String> {
             .and_then(|r| r.strip_suffix('"'))
             .or_else(|| item.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
             .ok_or_else(|| format!("{KEY} holds a non-string value `{item}`"))?;
+        if !is_plain(v) {
+            return Err(format!("{KEY} holds `{item}`, which this tool cannot rewrite faithfully (quotes, backslashes, commas or control characters)"));
+        }
         out.push(v.to_string());
     }
     Ok(out)
+}
+
+/// Whether `s` can be written between double quotes and read back by
+/// `parse_array` as itself (issue 6, fuzzing).
+fn is_plain(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() || matches!(c, '"' | '\\' | ','))
 }
 
 fn render_array(values: &[String]) -> String {
@@ -181,6 +191,12 @@ fn join(lines: &[String], trailing_newline: bool) -> String {
 
 /// `text` with `store` added to `additionalimagestores` (unchanged if present).
 pub fn add_store(text: &str, store: &str) -> Result<String, String> {
+    if !is_plain(store) {
+        return Err(format!(
+            "cannot add `{}` to {KEY}: quotes, backslashes, commas and control characters are not supported",
+            store.escape_debug()
+        ));
+    }
     let lines: Vec<&str> = text.lines().collect();
     let nl = text.ends_with('\n') || text.is_empty();
     match find_key(&lines)? {
@@ -424,6 +440,36 @@ mod tests {
     fn rejects_garbage() {
         assert!(add_store("[storage.options]\nadditionalimagestores = [\n", S).is_err());
         assert!(add_store("[storage.options]\nadditionalimagestores = 3\n", S).is_err());
+    }
+
+    /// Found by the storage_conf fuzzer: a store path with a quote and a
+    /// newline was written unescaped, leaving a file neither podman nor
+    /// `list_stores` could read; a comma made our own reader refuse the file.
+    #[test]
+    fn regression_issue6_store_needing_escapes() {
+        let text =
+            "[storage.options]\nadditionalimagestores = [\n  \"/a\", # first\n  \"/b\",\n]\n";
+        for store in [
+            "/x\0.overlay]\nmountopt = \"nodev\"\n",
+            "/x\"y",
+            "/x\\y",
+            "/x,y",
+            "/x\ny",
+        ] {
+            assert!(add_store(text, store).is_err(), "{store:?}");
+        }
+        let ok = add_store(text, "/x#y'z]").unwrap();
+        assert_eq!(list_stores(&ok).unwrap(), ["/a", "/b", "/x#y'z]"]);
+        // Existing values this tool would change by rewriting them are refused.
+        for bad in ["[\"\r\r\n\"]", "['/a\"b']", "['/a\\b']"] {
+            let t = format!("[storage.options]\nadditionalimagestores = {bad}\n");
+            assert!(add_store(&t, S).is_err(), "{t}");
+        }
+        // A `#` inside a single-quoted value is not a comment.
+        let t = "[storage.options]\nadditionalimagestores = ['/a#b']\n[storage.options.overlay]\nmountopt = \"x\"\n";
+        let added = add_store(t, S).unwrap();
+        assert_eq!(list_stores(&added).unwrap(), ["/a#b", S]);
+        assert!(added.ends_with("[storage.options.overlay]\nmountopt = \"x\"\n"));
     }
 
     #[test]

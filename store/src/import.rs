@@ -28,7 +28,7 @@ use crate::layer::import_layer;
 use crate::progress::Progress;
 use crate::records::*;
 use crate::repo::Store;
-use crate::source::{self, Descriptor, LayerStream};
+use crate::source::{self, Descriptor, ImageSource, LayerStream};
 use crate::transport::SourceRef;
 
 /// Options of one import.
@@ -150,17 +150,34 @@ fn decompress<'a>(r: impl BufRead + 'a, file: &str) -> anyhow::Result<(Box<dyn R
     })
 }
 
-/// Import the image `src` names into `store`.
-pub fn import(
-    store: &Store,
-    src: &SourceRef,
-    opts: &ImportOptions,
-    progress: &mut dyn Progress,
-) -> anyhow::Result<ImportReport> {
-    let started = Instant::now();
-    let mut source = source::open(src)?;
-    let shown = source.describe();
+/// An image's manifest and config as read from its source and validated,
+/// before the import writes anything.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ImageHead {
+    manifest_bytes: Vec<u8>,
+    manifest: Manifest,
+    media_type: String,
+    manifest_digest: String,
+    config_bytes: Vec<u8>,
+    config: serde_json::Value,
+    diff_ids: Vec<String>,
+    compressions: Vec<u8>,
+    cfile: String,
+}
 
+impl ImageHead {
+    /// The layers' diffIDs, base first.
+    pub fn diff_ids(&self) -> &[String] {
+        &self.diff_ids
+    }
+}
+
+/// The first step of [`import`]: read the manifest and config from `source`
+/// and validate them (no writes). Public for the fuzz targets.
+#[doc(hidden)]
+pub fn read_head(source: &mut dyn ImageSource) -> anyhow::Result<ImageHead> {
+    let shown = source.describe();
     // Manifest and config: small, verified, before any write.
     let manifest_bytes = source.manifest()?;
     let mfile = format!("{shown}: manifest");
@@ -217,6 +234,40 @@ pub fn import(
             )
         })?);
     }
+    Ok(ImageHead {
+        manifest_bytes,
+        manifest,
+        media_type,
+        manifest_digest,
+        config_bytes,
+        config,
+        diff_ids,
+        compressions,
+        cfile,
+    })
+}
+
+/// Import the image `src` names into `store`.
+pub fn import(
+    store: &Store,
+    src: &SourceRef,
+    opts: &ImportOptions,
+    progress: &mut dyn Progress,
+) -> anyhow::Result<ImportReport> {
+    let started = Instant::now();
+    let mut source = source::open(src)?;
+    let ImageHead {
+        manifest_bytes,
+        manifest,
+        media_type,
+        manifest_digest,
+        config_bytes,
+        config,
+        diff_ids,
+        compressions,
+        cfile,
+    } = read_head(&mut *source)?;
+    let shown = source.describe();
     let image_id = manifest
         .config
         .digest

@@ -5,6 +5,7 @@
 //! Run: `cargo build -p unistore-cli && cargo test -p unistore-integration-tests --test integration -- --test-threads=1`
 
 mod common;
+mod concurrency;
 mod host;
 mod import;
 mod ostree;
