@@ -97,6 +97,56 @@ pub fn unmount(mnt: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Invalidate the kernel's entries for the view roots whenever the catalog
+/// is replaced, so the next path lookup reaches the daemon, which rebuilds
+/// the views (new nodes) — imports and removals show up at once while
+/// everything else keeps long cache times.
+fn watch_catalog(store_root: &Path, notifier: fuser::Notifier) {
+    use rustix::fs::inotify;
+    let fd = match inotify::init(inotify::CreateFlags::CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(
+                "inotify unavailable ({e}); catalog changes show within {:?}",
+                crate::fs::VIEW_ROOT_TTL
+            );
+            return;
+        }
+    };
+    if let Err(e) = inotify::add_watch(
+        &fd,
+        store_root,
+        inotify::WatchFlags::MOVED_TO | inotify::WatchFlags::CLOSE_WRITE,
+    ) {
+        tracing::warn!("cannot watch {}: {e}", store_root.display());
+        return;
+    }
+    std::thread::spawn(move || {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = inotify::Reader::new(&fd, &mut buf);
+        loop {
+            let changed = match reader.next() {
+                Ok(ev) => ev.file_name().is_some_and(|n| {
+                    n.to_bytes() == unistore_store::catalog::CATALOG_FILE.as_bytes()
+                }),
+                Err(rustix::io::Errno::INTR) => false,
+                Err(e) => {
+                    tracing::warn!("catalog watch stopped: {e}");
+                    return;
+                }
+            };
+            if changed {
+                tracing::debug!("catalog changed: invalidating view roots");
+                for name in ["containers-storage", "ostree", "images"] {
+                    // ENOENT (not cached / view not shown) is fine.
+                    let _ = notifier.inval_entry(fuser::INodeNo::ROOT, std::ffi::OsStr::new(name));
+                }
+                let _ = notifier.inval_inode(fuser::INodeNo::ROOT, 0, 0);
+            }
+        }
+    });
+}
+
 /// Serve the store at `mnt` until unmounted or SIGTERM/SIGINT.
 /// `ready` runs once the mount is live.
 pub fn serve(
@@ -133,6 +183,7 @@ pub fn serve(
     config.n_threads = Some(opts.threads.max(1));
     let mut session = fuser::Session::new(fs, mnt, &config)
         .with_context(|| format!("mounting {}", mnt.display()))?;
+    watch_catalog(store_root, session.notifier());
     let mut unmounter = session.unmount_callable();
     let mnt_owned: PathBuf = mnt.to_path_buf();
     let mut signals = signal_hook::iterator::Signals::new([

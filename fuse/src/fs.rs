@@ -25,9 +25,16 @@ use unistore_store::view::tree::Node;
 use unistore_store::view::{cstor, images, ostree, Content, NodeKind, Vfs};
 use unistore_store::Store;
 
-/// Content-addressed nodes never change: cache them for a day.
+/// Content-addressed nodes never change: cache them for a day. Catalog-derived
+/// nodes (listings, images.json, ...) are never changed in place either: a
+/// catalog change builds new nodes, and the daemon invalidates the kernel's
+/// entries for the view roots (`daemon::watch_catalog`), so paths resolve to
+/// the new nodes at once.
 pub const IMMUTABLE_TTL: Duration = Duration::from_secs(86400);
-/// Catalog-derived nodes change on import/rmi: never cache.
+/// The view roots (`MNT/containers-storage`, ...): a safety net should a
+/// catalog change not be notified (no inotify): re-validated every second.
+pub const VIEW_ROOT_TTL: Duration = Duration::from_secs(1);
+/// The mount root's own attributes.
 pub const DYNAMIC_TTL: Duration = Duration::ZERO;
 /// How often (at most) requests check whether the catalog changed. Zero: a
 /// lookup or readdir in a catalog-derived directory always compares the
@@ -392,17 +399,21 @@ impl UnistoreFs {
         }
     }
 
-    fn ttl(n: &Node) -> Duration {
-        if n.dynamic {
+    /// Entry/attribute TTL of node `ino` found in directory `parent`.
+    fn ttl(parent: Option<INodeNo>, ino: u64) -> Duration {
+        if ino == INodeNo::ROOT.0 {
             DYNAMIC_TTL
+        } else if parent == Some(INodeNo::ROOT) {
+            VIEW_ROOT_TTL
         } else {
             IMMUTABLE_TTL
         }
     }
 
     fn do_lookup(&self, parent: INodeNo, name: &OsStr) -> Result<(u64, Arc<Node>), Errno> {
-        let p = self.node(parent)?;
-        if p.dynamic {
+        // Only the view roots are ever re-looked-up after a catalog change
+        // (see IMMUTABLE_TTL): check the catalog there, nowhere else.
+        if parent == INodeNo::ROOT {
             self.refresh(false).map_err(internal)?;
         }
         let ino = self
@@ -502,6 +513,13 @@ impl UnistoreFs {
         size: u32,
     ) -> Result<Vec<u8>, Errno> {
         let n = self.node(ino)?;
+        // Lock files keep their node and change content: read the current one.
+        let n = if n.dynamic {
+            self.refresh(false).map_err(internal)?;
+            self.node(ino)?
+        } else {
+            n
+        };
         match &n.content {
             Content::Bytes(b) => {
                 let start = (offset as usize).min(b.len());
@@ -589,7 +607,11 @@ impl Filesystem for UnistoreFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.do_lookup(parent, name) {
-            Ok((ino, n)) => reply.entry(&Self::ttl(&n), &self.attr(ino, &n), Generation(0)),
+            Ok((ino, n)) => reply.entry(
+                &Self::ttl(Some(parent), ino),
+                &self.attr(ino, &n),
+                Generation(0),
+            ),
             Err(e) => reply.error(e),
         }
     }
@@ -601,7 +623,7 @@ impl Filesystem for UnistoreFs {
             }
         }
         match self.node(ino) {
-            Ok(n) => reply.attr(&Self::ttl(&n), &self.attr(ino.0, &n)),
+            Ok(n) => reply.attr(&Self::ttl(None, ino.0), &self.attr(ino.0, &n)),
             Err(e) => reply.error(e),
         }
     }

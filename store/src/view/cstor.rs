@@ -80,11 +80,14 @@ fn dir_node(vfs: &Vfs, perm: u32, children: BTreeMap<Vec<u8>, u64>, dynamic: boo
     vfs.push(Node::new(attr, Content::Dir(children), dynamic))
 }
 
-/// Per-layer nodes that survive catalog reloads (layer trees are immutable).
+/// Nodes that survive catalog reloads.
 #[derive(Debug, Default)]
 pub struct LayerCache {
     /// layer ID → (`overlay/<id>` directory node, diff node).
     pub layers: HashMap<String, (u64, u64)>,
+    /// `images.lock` and `layers.lock`: stable nodes whose content changes,
+    /// because c/storage keeps them open and re-reads their first 64 bytes.
+    pub lock_files: Option<(u64, u64)>,
 }
 
 /// Build the view for `cat` and return the node of its root directory.
@@ -200,20 +203,33 @@ pub fn build(
             "created": entry.created.clone().unwrap_or_else(|| entry.imported.clone()),
         }));
     }
-    if images_json.is_empty() && layers_json.is_empty() {
-        // Go's JSON of an empty slice.
-    }
-
     let token = lock_token(cat.generation);
     let ij = serde_json::to_vec(&images_json)?;
     let lj = serde_json::to_vec(&layers_json)?;
     images_dir.insert(b"images.json".to_vec(), bytes_node(vfs, 0o600, ij, true));
-    images_dir.insert(
-        b"images.lock".to_vec(),
-        bytes_node(vfs, 0o644, token.clone(), true),
-    );
+    let (il, ll) = match cache.lock_files {
+        Some((il, ll)) => {
+            for ino in [il, ll] {
+                let attr = Attr::file(0o644, token.len() as u64);
+                vfs.replace(
+                    ino,
+                    Node::new(attr, Content::Bytes(Arc::from(token.clone())), true),
+                );
+            }
+            (il, ll)
+        }
+        None => {
+            let v = (
+                bytes_node(vfs, 0o644, token.clone(), true),
+                bytes_node(vfs, 0o644, token, true),
+            );
+            cache.lock_files = Some(v);
+            v
+        }
+    };
+    images_dir.insert(b"images.lock".to_vec(), il);
     layers_dir.insert(b"layers.json".to_vec(), bytes_node(vfs, 0o600, lj, true));
-    layers_dir.insert(b"layers.lock".to_vec(), bytes_node(vfs, 0o644, token, true));
+    layers_dir.insert(b"layers.lock".to_vec(), ll);
     overlay_dir.insert(b"l".to_vec(), dir_node(vfs, 0o755, l_dir, true));
 
     let mut root = BTreeMap::new();
