@@ -348,43 +348,58 @@ pub fn import(
             LayerStream::Uncompressed(r) => (false, r),
         };
         let mut blob_h = HashingReader::new(blob);
-        let (out, diff_digest, diff_size) = {
+        let (out, finished) = {
             let buffered = BufReader::with_capacity(256 * 1024, &mut blob_h);
             let (decoded, _) = decompress(buffered, &lfile)?;
             let mut diff_h = HashingReader::new(decoded);
             let mut cb = |b: u64, f: u64| progress.layer_progress(b, f);
             let out = import_layer(repo, &lfile, &mut diff_h, LAYER_TAR_CONTENT_TYPE, &mut cb)?;
-            let (d, s) = diff_h.finish().map_err(|e| {
-                StoreError::bad_input(&lfile, format!("corrupt compressed data: {e}"))
-            })?;
-            (out, d, s)
+            let finished = diff_h.finish().map_err(|e| {
+                anyhow::Error::from(StoreError::bad_input(
+                    &lfile,
+                    format!("corrupt compressed data: {e}"),
+                ))
+            });
+            (out, finished)
         };
-        let (blob_digest, blob_size) = blob_h.finish()?;
-        if check_blob {
-            if blob_digest != desc.digest {
+        // Verify both digests; a refused layer leaves none of its objects behind.
+        let verified = (|| -> anyhow::Result<(String, u64)> {
+            let (diff_digest, diff_size) = finished?;
+            let (blob_digest, blob_size) = blob_h.finish()?;
+            if check_blob {
+                if blob_digest != desc.digest {
+                    return Err(StoreError::DigestMismatch {
+                        file: lfile.clone(),
+                        expected: desc.digest.clone(),
+                        actual: blob_digest,
+                    }
+                    .into());
+                }
+                if blob_size != desc.size {
+                    return Err(StoreError::bad_input(
+                        &lfile,
+                        format!("blob is {blob_size} bytes, manifest says {}", desc.size),
+                    )
+                    .into());
+                }
+            }
+            if &diff_digest != diff_id {
                 return Err(StoreError::DigestMismatch {
-                    file: lfile,
-                    expected: desc.digest.clone(),
-                    actual: blob_digest,
+                    file: format!("{lfile} (uncompressed)"),
+                    expected: diff_id.clone(),
+                    actual: diff_digest,
                 }
                 .into());
             }
-            if blob_size != desc.size {
-                return Err(StoreError::bad_input(
-                    &lfile,
-                    format!("blob is {blob_size} bytes, manifest says {}", desc.size),
-                )
-                .into());
+            Ok((diff_digest, diff_size))
+        })();
+        let (_, diff_size) = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                crate::layer::remove_objects(repo, &out.created);
+                return Err(e);
             }
-        }
-        if &diff_digest != diff_id {
-            return Err(StoreError::DigestMismatch {
-                file: format!("{lfile} (uncompressed)"),
-                expected: diff_id.clone(),
-                actual: diff_digest,
-            }
-            .into());
-        }
+        };
 
         // Durable records of the layer.
         let index_obj = repo.ensure_object(&out.index.encode()?)?;

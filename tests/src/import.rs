@@ -593,14 +593,10 @@ impl TestImage {
 
 /// Whether a failed import must leave `repo/objects` untouched too.
 ///
-/// The current implementation writes file objects while a layer streams past
-/// and only verifies the layer afterwards, so a failed import can leave
-/// unreferenced objects in `repo/objects` (gc removes them; nothing refers to
-/// them). Until that changes, the before/after comparison covers the whole
-/// store EXCEPT `repo/objects/` (catalog.json, lock, tmp/, repo/meta.json,
-/// repo/streams/); leftover objects are reported on stderr. Set to `true`
-/// once failed imports clean up after themselves.
-const FAILED_IMPORT_LEAVES_NO_OBJECTS: bool = false;
+/// A refused layer removes the objects it created (store/src/layer.rs
+/// `remove_objects`), so the before/after comparison covers the whole store,
+/// `repo/objects/` included.
+const FAILED_IMPORT_LEAVES_NO_OBJECTS: bool = true;
 
 fn is_objects(rel: &str) -> bool {
     rel == "repo/objects" || rel.starts_with("repo/objects/")
@@ -676,7 +672,8 @@ fn assert_import_fails_cleanly_allowing(
             "NOTE: failed import of {src} left {leftover} new path(s) in repo/objects:\n{}",
             listing_diff(&full_before, &full_after)
         );
-        if FAILED_IMPORT_LEAVES_NO_OBJECTS {
+        // Verified layers kept for a resumed import (`allowed`) keep their objects.
+        if FAILED_IMPORT_LEAVES_NO_OBJECTS && allowed.is_empty() {
             panic!(
                 "the failed import left objects behind:\n{}",
                 listing_diff(&full_before, &full_after)
