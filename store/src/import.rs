@@ -429,12 +429,7 @@ pub fn import(
             uids: uids.into_iter().collect(),
             gids: gids.into_iter().collect(),
         };
-        let mut w = repo.create_stream(LAYER_META_CONTENT_TYPE)?;
-        w.write_inline(&serde_json::to_vec(&meta)?);
-        w.add_object_ref(&index_obj);
-        w.add_object_ref(&tarsplit_obj);
-        w.add_named_stream_ref("tar", &tar_obj);
-        let meta_obj = repo.write_stream(w, &meta_name, None)?;
+        let meta_obj = write_layer_meta(store, &meta)?;
         crate::crash::point("layer meta written");
         new_bytes += out.new_bytes;
         reused_bytes += out.reused_bytes;
@@ -468,15 +463,7 @@ pub fn import(
         os: s("os"),
         layers,
     };
-    let mut w = repo.create_stream(IMAGE_CONTENT_TYPE)?;
-    w.write_inline(&serde_json::to_vec(&record)?);
-    w.add_object_ref(&manifest_obj);
-    w.add_object_ref(&config_obj);
-    for l in &record.layers {
-        w.add_named_stream_ref(&l.meta.diff_id, &Store::object_id(&l.meta_stream)?);
-    }
-    let manifest_hex = manifest_digest.trim_start_matches("sha256:");
-    let image_obj = repo.write_stream(w, &image_stream_id(manifest_hex), None)?;
+    let image_obj = write_image_record(store, &record)?;
     crate::crash::point("image record written");
 
     // Publish.
@@ -569,27 +556,44 @@ pub fn rebuild_derived(store: &Store, id: &str) -> anyhow::Result<()> {
         drop(out.writer); // the tar stream itself is intact and kept
         l.meta.index_object = index_obj.to_hex();
         l.meta.tarsplit_object = tarsplit_obj.to_hex();
-        let mut w = repo.create_stream(LAYER_META_CONTENT_TYPE)?;
-        w.write_inline(&serde_json::to_vec(&l.meta)?);
-        w.add_object_ref(&index_obj);
-        w.add_object_ref(&tarsplit_obj);
-        w.add_named_stream_ref("tar", &Store::object_id(&l.meta.tar_stream)?);
+        // The stream names stay; they now point to the rebuilt records.
         let name = layer_meta_id(&diff_hex);
         let _ = std::fs::remove_file(store.root().join("repo/streams").join(&name));
-        l.meta_stream = repo.write_stream(w, &name, None)?.to_hex();
+        l.meta_stream = write_layer_meta(store, &l.meta)?.to_hex();
     }
+    let name = image_stream_id(rec.manifest_digest.trim_start_matches("sha256:"));
+    let _ = std::fs::remove_file(store.root().join("repo/streams").join(&name));
+    let obj = write_image_record(store, &rec)?;
+    if let Some(e) = cat.images.iter_mut().find(|e| e.id == id) {
+        e.stream = obj.to_hex();
+    }
+    store.publish(&mut cat)
+}
+
+/// Write a layer's meta stream (`unistore-layermeta-<diffid>`), referencing
+/// its index, tar-split and tar stream so gc keeps them.
+fn write_layer_meta(store: &Store, meta: &LayerMeta) -> anyhow::Result<crate::repo::ObjectId> {
+    let repo = store.repo();
+    let mut w = repo.create_stream(LAYER_META_CONTENT_TYPE)?;
+    w.write_inline(&serde_json::to_vec(meta)?);
+    w.add_object_ref(&Store::object_id(&meta.index_object)?);
+    w.add_object_ref(&Store::object_id(&meta.tarsplit_object)?);
+    w.add_named_stream_ref("tar", &Store::object_id(&meta.tar_stream)?);
+    let name = layer_meta_id(parse_sha256("layer", &meta.diff_id)?.as_str());
+    repo.write_stream(w, &name, None)
+}
+
+/// Write an image record stream (`unistore-image-<manifest>`), referencing
+/// its manifest, config and every layer meta stream.
+fn write_image_record(store: &Store, rec: &ImageRecord) -> anyhow::Result<crate::repo::ObjectId> {
+    let repo = store.repo();
     let mut w = repo.create_stream(IMAGE_CONTENT_TYPE)?;
-    w.write_inline(&serde_json::to_vec(&rec)?);
+    w.write_inline(&serde_json::to_vec(rec)?);
     w.add_object_ref(&Store::object_id(&rec.manifest_object)?);
     w.add_object_ref(&Store::object_id(&rec.config_object)?);
     for l in &rec.layers {
         w.add_named_stream_ref(&l.meta.diff_id, &Store::object_id(&l.meta_stream)?);
     }
     let name = image_stream_id(rec.manifest_digest.trim_start_matches("sha256:"));
-    let _ = std::fs::remove_file(store.root().join("repo/streams").join(&name));
-    let obj = repo.write_stream(w, &name, None)?;
-    if let Some(e) = cat.images.iter_mut().find(|e| e.id == id) {
-        e.stream = obj.to_hex();
-    }
-    store.publish(&mut cat)
+    repo.write_stream(w, &name, None)
 }
