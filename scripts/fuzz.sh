@@ -31,8 +31,8 @@ export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none)
 cargo fuzz build "${flags[@]}"
 
-# The targets' scratch stores go here, removed at the end.
-TMPDIR=$(mktemp -d /var/tmp/unistore-fuzz.XXXXXX)
+# The targets' scratch stores go here (tmpfs when there is one), removed at the end.
+TMPDIR=$(mktemp -d /dev/shm/unistore-fuzz.XXXXXX 2>/dev/null || mktemp -d /var/tmp/unistore-fuzz.XXXXXX)
 export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 

@@ -26,14 +26,19 @@ fuzz_target!(|data: &[u8]| {
 
     let dir = common::scratch().join("layout");
     let blobs = dir.join("blobs/sha256");
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&blobs).unwrap();
-    fs::write(dir.join("index.json"), &index).unwrap();
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    for blob in [&manifest[..], config] {
-        let d = sha256_digest(blob);
-        fs::write(blobs.join(&d["sha256:".len()..]), blob).unwrap();
+    if !blobs.is_dir() {
+        fs::create_dir_all(&blobs).unwrap();
+        fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     }
+    fs::write(dir.join("index.json"), &index).unwrap();
+    let blob_paths: Vec<_> = [&manifest[..], config]
+        .iter()
+        .map(|blob| {
+            let p = blobs.join(&sha256_digest(blob)["sha256:".len()..]);
+            fs::write(&p, blob).unwrap();
+            p
+        })
+        .collect();
     let reference = std::str::from_utf8(parts[3])
         .ok()
         .filter(|r| !r.is_empty())
@@ -46,6 +51,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = s.names();
         unistore_store::import::read_head(&mut *s)
     });
+    for p in blob_paths {
+        let _ = fs::remove_file(p);
+    }
     if let Err(e) = res {
         assert!(
             e.downcast_ref::<unistore_store::StoreError>().is_some(),

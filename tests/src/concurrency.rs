@@ -17,6 +17,15 @@ const READERS: usize = 3;
 const MIN_ROUNDS: usize = 3;
 /// Rounds each reader does at most (bounds the test if the churn hangs).
 const MAX_ROUNDS: usize = 25;
+/// Times base is removed and gc runs (base re-imported in between).
+const CHURN_ROUNDS: usize = 8;
+
+/// Write back and drop the page cache: the next reads of the view's files
+/// reach the FUSE daemon.
+fn drop_page_cache() {
+    let _ = Command::new("sync").status();
+    fs::write("/proc/sys/vm/drop_caches", "3").expect("dropping the page cache");
+}
 
 /// The readers' script (busybox sh). `$1`: minimum rounds. Each round
 /// checksums every regular file of /usr, /etc and /srv (sorted `sha256sum`
@@ -92,6 +101,12 @@ fn reader_cmd(
     c
 }
 
+/// stdout of a `--json` command, parsed.
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
 /// `(sum, after)` of every `round` line of a reader's output.
 fn rounds(out: &Output) -> Vec<(String, bool)> {
     stdout(out)
@@ -130,10 +145,12 @@ impl Drop for Readers<'_> {
     }
 }
 
-/// Three containers checksum their whole tree in a loop through the view
-/// while another image is imported, a third removed and gc runs; every
-/// round of every reader equals the native podman checksum, fsck stays clean
-/// and the view shows the import and the removal.
+/// Three containers checksum their whole tree (derived:1) in a loop through
+/// the view while app:1 is imported and, in parallel, base:1 (whose only
+/// layer derived shares) is removed, collected by gc and re-imported, eight
+/// times, with the page cache dropped after each gc. Every round of every
+/// reader equals the checksum over podman's native storage; afterwards fsck
+/// is clean and the view shows the import and the removal.
 #[test]
 fn readers_see_stable_trees_during_import_rmi_gc() {
     let started = Instant::now();
@@ -220,10 +237,19 @@ fn readers_see_stable_trees_during_import_rmi_gc() {
             Instant::now() < deadline,
             "readers did not finish a first round within 120 s"
         );
-        assert!(
-            handles.iter().all(|(_, h)| !h.is_finished()),
-            "a reader exited before its first round"
-        );
+        if let Some(i) = handles.iter().position(|(_, h)| h.is_finished()) {
+            let (name, h) = handles.swap_remove(i);
+            let out = h.join().expect("reader thread");
+            match out {
+                Ok(out) => panic!(
+                    "{name} exited ({}) before its first round:\n{}{}",
+                    out.status,
+                    stdout(&out),
+                    stderr(&out)
+                ),
+                Err(e) => panic!("{name}: waiting for podman run: {e}"),
+            }
+        }
         thread::sleep(Duration::from_millis(100));
     }
     eprintln!(
@@ -232,47 +258,69 @@ fn readers_see_stable_trees_during_import_rmi_gc() {
     );
     let churn = Instant::now();
     let app_src = format!("docker-archive:{}", fx.get("FIXTURE_APP_DOCKER_TAR"));
-    let (import_out, rmi_out, gc_out) = thread::scope(|s| {
+    let base_src = format!("oci:{}", fx.get("FIXTURE_BASE_OCI_DIR"));
+    let ok = |out: Output, what: &str| -> Output {
+        assert!(
+            out.status.success(),
+            "{what} during reads failed ({}): {}",
+            out.status,
+            stderr(&out)
+        );
+        out
+    };
+    // One thread imports app; the other removes base (whose only layer
+    // derived shares) and collects garbage, three times over, re-importing
+    // base in between and dropping the page cache so that the readers'
+    // current rounds go to the daemon while gc runs.
+    let gcs = thread::scope(|s| {
         let import = s.spawn(|| store.run(["import", "-q", &app_src]));
         let rmi_gc = s.spawn(|| {
-            let rmi = store.run(["rmi", base]);
-            let gc = store.run(["gc", "--json"]);
-            (rmi, gc)
+            let mut gcs = Vec::new();
+            for round in 0..CHURN_ROUNDS {
+                if round > 0 {
+                    ok(
+                        store.run(["import", "-q", "--name", base, &base_src]),
+                        "re-import of base",
+                    );
+                }
+                ok(store.run(["rmi", base]), "rmi");
+                // Looking at the view makes the daemon drop base from its
+                // gc pins, so that gc really deletes while the readers read.
+                let listed = fs::read_to_string(view.join("overlay-images/images.json"))
+                    .expect("the view's images.json");
+                assert!(
+                    !listed.contains(fx.get("FIXTURE_BASE_ID")),
+                    "removed {base} still in the view's images.json"
+                );
+                gcs.push(ok(store.run(["gc", "--json"]), "gc"));
+                drop_page_cache();
+            }
+            gcs
         });
-        let import = import.join().expect("import thread");
-        let (rmi, gc) = rmi_gc.join().expect("rmi/gc thread");
-        (import, rmi, gc)
+        ok(import.join().expect("import thread"), "import");
+        rmi_gc.join().expect("rmi/gc thread")
     });
+    let removed: Vec<u64> = gcs
+        .iter()
+        .map(|o| {
+            json_of(o)["ObjectsRemoved"]
+                .as_u64()
+                .expect("ObjectsRemoved")
+        })
+        .collect();
     assert!(
-        import_out.status.success(),
-        "import during reads: {}",
-        stderr(&import_out)
+        removed.iter().all(|&n| n > 0),
+        "gc during the reads removed nothing ({removed:?} objects): the churn tested nothing"
     );
-    assert!(
-        rmi_out.status.success(),
-        "rmi during reads: {}",
-        stderr(&rmi_out)
-    );
-    assert!(
-        gc_out.status.success(),
-        "gc during reads: {}",
-        stderr(&gc_out)
-    );
-    let gc2 = store.run(["gc", "--json"]);
-    assert!(
-        gc2.status.success(),
-        "second gc during reads: {}",
-        stderr(&gc2)
-    );
+    let last = ok(store.run(["gc", "--json"]), "final gc");
     // What the readers read next comes from the daemon, not the page cache.
-    let _ = Command::new("sync").status();
-    fs::write("/proc/sys/vm/drop_caches", "3").expect("dropping the page cache");
+    drop_page_cache();
     fs::write(sig.path().join("churned"), b"").unwrap();
     eprintln!(
-        "[cc] churn (import {app}, rmi {base}, gc x2) took {:.1}s; gc: {} / {}",
+        "[cc] churn (import {app} | {CHURN_ROUNDS} x rmi {base} + gc, then gc) took {:.1}s; \
+         gc removed {removed:?} objects, then {}",
         churn.elapsed().as_secs_f64(),
-        stdout(&gc_out).trim(),
-        stdout(&gc2).trim()
+        json_of(&last)["ObjectsRemoved"]
     );
 
     // Every round of every reader saw the native tree.
