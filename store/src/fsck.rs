@@ -282,7 +282,11 @@ pub fn fsck(store: &Store, repair: bool) -> anyhow::Result<FsckReport> {
             }
         }
     }
-    // Orphans (left by an interrupted import or rmi; gc material).
+    // Orphans (left by an interrupted import or rmi; gc material). Images a
+    // daemon still serves or a podman container uses are not orphans.
+    let catalog_streams: std::collections::HashSet<String> =
+        cat.images.iter().map(|e| e.stream.clone()).collect();
+    crate::gc::mark_pinned(store, &catalog_streams, &mut live);
     let orphans: Vec<&String> = present
         .iter()
         .filter(|h| !live.objects.contains(*h))

@@ -214,6 +214,32 @@ fn object_hex_from_link(target: &Path) -> Option<String> {
     Some(format!("{dir}{file}"))
 }
 
+/// Mark the images outside the catalog that must stay: those a running
+/// daemon still serves and those a podman container was created from.
+/// Returns their image streams.
+pub fn mark_pinned(
+    store: &Store,
+    catalog_streams: &HashSet<String>,
+    live: &mut Live,
+) -> Vec<String> {
+    let pinned: HashSet<String> = daemon_pins(store).into_iter().collect();
+    let used_ids: HashSet<String> = podman_containers().into_iter().map(|c| c.image).collect();
+    let mut out = Vec::new();
+    for (_, hex) in all_image_streams(store) {
+        if catalog_streams.contains(&hex) {
+            continue;
+        }
+        let keep = pinned.contains(&hex)
+            || read_image_stream(store, &hex)
+                .map(|r| used_ids.contains(r.id()))
+                .unwrap_or(false);
+        if keep && mark_image(store, &hex, live).is_ok() {
+            out.push(hex);
+        }
+    }
+    out
+}
+
 /// Run gc (or a dry run).
 pub fn gc(store: &Store, dry_run: bool) -> anyhow::Result<GcReport> {
     let _lock = store.write_lock()?;
@@ -233,21 +259,7 @@ pub fn gc_locked(store: &Store, dry_run: bool) -> anyhow::Result<GcReport> {
         mark_image(store, &e.stream, &mut live)
             .with_context(|| format!("walking image {} (run `unistore fsck`)", e.id))?;
     }
-    // Pins: daemons, and podman containers using images no longer in the catalog.
-    let pinned: HashSet<String> = daemon_pins(store).into_iter().collect();
-    let used_ids: HashSet<String> = podman_containers().into_iter().map(|c| c.image).collect();
-    for (_, hex) in all_image_streams(store) {
-        if catalog_streams.contains(&hex) {
-            continue;
-        }
-        let keep = pinned.contains(&hex)
-            || read_image_stream(store, &hex)
-                .map(|r| used_ids.contains(r.id()))
-                .unwrap_or(false);
-        if keep && mark_image(store, &hex, &mut live).is_ok() {
-            report.pinned_images.push(hex);
-        }
-    }
+    report.pinned_images = mark_pinned(store, &catalog_streams, &mut live);
     // Sweep objects.
     let objdir = store.root().join(REPO_DIR).join("objects");
     let mut removed = HashSet::new();
