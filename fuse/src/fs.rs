@@ -1,11 +1,12 @@
 //! `fuser::Filesystem` over the store's views.
 //!
 //! Cache policy (see `docs/views/containers-storage.md`):
-//! - nodes inside layer trees and per-image big data are immutable:
-//!   [`IMMUTABLE_TTL`] for entries and attributes, `FOPEN_KEEP_CACHE` on open;
-//! - catalog-derived nodes (the view roots, `images.json`, `layers.json`,
-//!   the lock files, `overlay/l`) get [`DYNAMIC_TTL`] (zero) so the kernel
-//!   asks again and sees imports and removals at once.
+//! - a node never changes while it has its number (a catalog change builds
+//!   new nodes): [`IMMUTABLE_TTL`] for entries and attributes,
+//!   `FOPEN_KEEP_CACHE` on open, cached listings;
+//! - the view roots (`MNT/containers-storage`, ...) get [`VIEW_ROOT_TTL`], and
+//!   the daemon invalidates them the moment the catalog changes, so imports
+//!   and removals show at once.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -34,8 +35,6 @@ pub const IMMUTABLE_TTL: Duration = Duration::from_secs(86400);
 /// The view roots (`MNT/containers-storage`, ...): a safety net should a
 /// catalog change not be notified (no inotify): re-validated every second.
 pub const VIEW_ROOT_TTL: Duration = Duration::from_secs(1);
-/// The mount root's own attributes.
-pub const DYNAMIC_TTL: Duration = Duration::ZERO;
 /// How often (at most) requests check whether the catalog changed. Zero: a
 /// lookup or readdir in a catalog-derived directory always compares the
 /// catalog's stamp (one `stat`), so whatever `unistore import/tag/rmi` has
@@ -399,11 +398,13 @@ impl UnistoreFs {
         }
     }
 
-    /// Entry/attribute TTL of node `ino` found in directory `parent`.
-    fn ttl(parent: Option<INodeNo>, ino: u64) -> Duration {
-        if ino == INodeNo::ROOT.0 {
-            DYNAMIC_TTL
-        } else if parent == Some(INodeNo::ROOT) {
+    /// Entry/attribute TTL of node `ino` found in directory `parent`. The
+    /// mount root's own attributes never change either (its listing is the
+    /// fixed set of views): with `default_permissions` every path walk checks
+    /// the root's permissions, and a zero TTL there cost one GETATTR round
+    /// trip per path-based syscall.
+    fn ttl(parent: Option<INodeNo>, _ino: u64) -> Duration {
+        if parent == Some(INodeNo::ROOT) {
             VIEW_ROOT_TTL
         } else {
             IMMUTABLE_TTL
@@ -776,6 +777,11 @@ impl Filesystem for UnistoreFs {
             .iter()
             .find(|(k, _)| k.as_slice() == name.as_bytes())
         {
+            // No labels in the views: say so, rather than "not set". FUSE never
+            // caches xattrs, and `ls -l` asks for this one on every entry unless
+            // it failed with ENOTSUP once on the device (coreutils then stops
+            // asking): ls -lR made one round trip per entry for it.
+            None if name.as_bytes() == b"security.selinux" => reply.error(Errno::ENOTSUP),
             None => reply.error(Errno::NO_XATTR),
             Some((_, v)) => {
                 if size == 0 {
