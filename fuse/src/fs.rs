@@ -23,7 +23,7 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use unistore_store::view::tree::Node;
-use unistore_store::view::{cstor, images, ostree, Content, NodeKind, Vfs};
+use unistore_store::view::{cstor, images, ostree, Attr, Content, NodeKind, Vfs};
 use unistore_store::Store;
 
 /// Content-addressed nodes never change: cache them for a day. Catalog-derived
@@ -649,6 +649,22 @@ impl Filesystem for UnistoreFs {
                 &self.attr(ino, &n),
                 Generation(0),
             ),
+            // Below the mount root every directory's listing is fixed for the
+            // life of its node number (a catalog change builds new nodes), so
+            // "no such name" can be cached as well: an entry with node 0 and a
+            // TTL is a negative dentry. podman's overlay looks up most paths in
+            // every lower layer, ld.so and $PATH searches miss in most dirs.
+            Err(Errno::ENOENT)
+                if parent != INodeNo::ROOT
+                    && self
+                        .vfs
+                        .peek(parent.0)
+                        .is_some_and(|p| matches!(p.content, Content::Dir(_))) =>
+            {
+                let mut attr = self.attr(0, &Node::new(Attr::dir(0), Content::None, false));
+                attr.ino = INodeNo(0);
+                reply.entry(&IMMUTABLE_TTL, &attr, Generation(0))
+            }
             Err(e) => reply.error(e),
         }
     }
