@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fuser::{
     BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use unistore_store::view::tree::Node;
 use unistore_store::view::{cstor, images, ostree, Attr, Content, NodeKind, Vfs};
@@ -431,6 +431,33 @@ impl UnistoreFs {
         Ok((ino, self.node(INodeNo(ino))?))
     }
 
+    /// Directory `ino` for a listing (the current one for catalog-derived directories).
+    fn listing(&self, ino: INodeNo) -> Result<Arc<Node>, Errno> {
+        let n = self.node(ino)?;
+        if n.dynamic {
+            self.refresh(false).map_err(internal)?;
+            return self.node(ino);
+        }
+        Ok(n)
+    }
+
+    /// `.`, `..` and the children of directory `ino`, each with its node as it
+    /// is (not expanded).
+    fn entries<'a>(
+        ino: INodeNo,
+        children: &'a std::collections::BTreeMap<Vec<u8>, u64>,
+        vfs: &'a Vfs,
+    ) -> impl Iterator<Item = (u64, &'a [u8], Option<Arc<Node>>)> + 'a {
+        let dir = vfs.peek(ino.0);
+        [(ino.0, &b"."[..], dir.clone()), (ino.0, &b".."[..], dir)]
+            .into_iter()
+            .chain(
+                children
+                    .iter()
+                    .map(|(name, &child)| (child, name.as_slice(), vfs.peek(child))),
+            )
+    }
+
     fn do_open(
         &self,
         ino: INodeNo,
@@ -613,6 +640,8 @@ impl Filesystem for UnistoreFs {
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_POSIX_ACL,
             InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
         ] {
             if config.add_capabilities(cap).is_err() {
                 tracing::debug!(?cap, "kernel does not offer");
@@ -757,46 +786,67 @@ impl Filesystem for UnistoreFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let n = match self.node(ino) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        if n.dynamic {
-            if let Err(e) = self.refresh(false) {
-                return reply.error(internal(e));
-            }
-        }
-        let n = match self.node(ino) {
+        let n = match self.listing(ino) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
         let Content::Dir(children) = &n.content else {
             return reply.error(Errno::ENOTDIR);
         };
-        let dots = [
-            (ino.0, FileType::Directory, &b"."[..]),
-            (ino.0, FileType::Directory, &b".."[..]),
-        ];
-        let mut entries = dots
-            .into_iter()
-            .map(|(i, t, nm)| (i, t, nm.to_vec()))
-            .chain(children.iter().map(|(name, &child)| {
-                // peek: listing a directory must not expand the layer or image
-                // trees of its entries.
-                let kind = self
-                    .vfs
-                    .peek(child)
-                    .map(|c| self.attr(child, &c).kind)
-                    .unwrap_or(FileType::RegularFile);
-                (child, kind, name.clone())
-            }));
-        let mut i = 0u64;
-        for (child, kind, name) in entries.by_ref() {
-            i += 1;
-            if i <= offset {
-                continue;
+        for (i, (child, name, c)) in Self::entries(ino, children, &self.vfs)
+            .enumerate()
+            .skip(offset as usize)
+        {
+            // peek: listing a directory must not expand the layer or image
+            // trees of its entries.
+            let kind = c
+                .map(|c| self.attr(child, &c).kind)
+                .unwrap_or(FileType::RegularFile);
+            if reply.add(INodeNo(child), i as u64 + 1, kind, OsStr::from_bytes(name)) {
+                break;
             }
-            if reply.add(INodeNo(child), i, kind, OsStr::from_bytes(&name)) {
+        }
+        reply.ok();
+    }
+
+    /// READDIRPLUS: the listing with every entry's attributes, so that `ls -l`,
+    /// `tar` or `cp -a` of a cold tree need no LOOKUP per entry.
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let n = match self.listing(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let Content::Dir(children) = &n.content else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (i, (child, name, c)) in Self::entries(ino, children, &self.vfs)
+            .enumerate()
+            .skip(offset as usize)
+        {
+            let Some(c) = c else { continue };
+            // A lazy layer/image tree or the deferred ostree view is not
+            // expanded by a listing: its placeholder's attributes go out with
+            // TTL 0, so the first real lookup asks (and expands it).
+            let ttl = match c.content {
+                Content::LazyLayer(_) | Content::LazyImage(_) | Content::Deferred => Duration::ZERO,
+                _ => Self::ttl(Some(ino), child),
+            };
+            let attr = self.attr(child, &c);
+            if reply.add(
+                INodeNo(child),
+                i as u64 + 1,
+                OsStr::from_bytes(name),
+                &ttl,
+                &attr,
+                Generation(0),
+            ) {
                 break;
             }
         }
