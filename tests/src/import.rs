@@ -1141,6 +1141,22 @@ fn sigkill_at_crash_points_leaves_a_consistent_store() {
         }
         s.assert_layers_bit_exact(&base_id, &base_ids);
 
+        // fsck finds nothing but orphans of the interrupted import (the
+        // re-run below adopts them; afterwards fsck is clean).
+        let f = s.run(["fsck", "--json"]);
+        let fj: Value = serde_json::from_slice(&f.stdout)
+            .unwrap_or_else(|e| panic!("{ctx}: fsck --json ({e}): {}", stderr(&f)));
+        let kinds: Vec<&str> = fj["Findings"]
+            .as_array()
+            .expect("Findings")
+            .iter()
+            .filter_map(|x| x["Kind"].as_str())
+            .collect();
+        assert!(
+            kinds.iter().all(|k| *k == "orphan-object"),
+            "{ctx}: fsck after the kill found more than orphans: {fj}"
+        );
+
         // Re-running the import completes it, reusing every layer whose meta
         // record made it to disk.
         let r = s.import(&src);
@@ -1165,6 +1181,12 @@ fn sigkill_at_crash_points_leaves_a_consistent_store() {
         s.assert_layers_bit_exact(&base_id, &base_ids);
         let ids = image_ids(&s);
         assert_eq!(ids.len(), 2, "{ctx}: images after re-run: {ids:?}");
+        let f = s.run(["fsck"]);
+        assert!(
+            f.status.success(),
+            "{ctx}: fsck after the re-run is not clean:\n{}",
+            stdout(&f)
+        );
     };
     // Two workers (the machine has two cores); each N in its own store copy.
     std::thread::scope(|sc| {
