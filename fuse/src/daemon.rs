@@ -156,7 +156,7 @@ pub fn serve(
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     clear_stale_mount(mnt)?;
-    crate::fs::limit_malloc_arenas();
+    crate::sys::limit_malloc_arenas();
     let store = Store::open(store_root)?;
     let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?.with_verify(opts.verify);
     let mut config = Config::default();

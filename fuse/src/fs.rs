@@ -315,7 +315,7 @@ impl UnistoreFs {
             images = cat.images.len(),
             "views rebuilt"
         );
-        release_free_memory();
+        crate::sys::release_free_memory();
         Ok(())
     }
 
@@ -362,7 +362,7 @@ impl UnistoreFs {
             n
         };
         if lazy {
-            release_free_memory();
+            crate::sys::release_free_memory();
         }
         Ok(n)
     }
@@ -636,34 +636,6 @@ impl UnistoreFs {
         }
         buf.truncate(done);
         Ok(buf)
-    }
-}
-
-/// Give the allocator's free pages back to the system. Expanding a layer or
-/// image tree (or building the ostree view) decodes whole layer indexes and
-/// builds merged trees that are dropped right after; glibc keeps those pages
-/// (one arena per FUSE thread): walking every view of the bench store left
-/// 100 MiB resident, 67 MiB once trimmed.
-fn release_free_memory() {
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no
-    // preconditions and is thread-safe.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// At most two malloc arenas for the daemon's threads (glibc's default is one
-/// per thread, up to 8 per CPU, each holding on to its own free pages): with
-/// [`release_free_memory`], walking every view of the bench store leaves
-/// 62 MiB resident instead of 100 MiB (docs/benchmarks.md). Call before the
-/// FUSE threads start.
-pub fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before the
-    // daemon's threads exist.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
