@@ -657,6 +657,7 @@ impl Filesystem for UnistoreFs {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_NO_OPENDIR_SUPPORT,
         ] {
             if config.add_capabilities(cap).is_err() {
                 tracing::debug!(?cap, "kernel does not offer");
@@ -781,16 +782,13 @@ impl Filesystem for UnistoreFs {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.node(ino) {
-            // Immutable directories: let the kernel cache their listings.
-            Ok(n) if !n.dynamic => reply.opened(
-                FileHandle(0),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(e),
-        }
+    /// Not implemented, on purpose: after one ENOSYS the kernel stops sending
+    /// OPENDIR and RELEASEDIR (two round trips per directory opened) and caches
+    /// every listing (`FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR`). Every directory's
+    /// listing is fixed for the life of its node number, except the mount
+    /// root's, whose pages the catalog watcher invalidates (`daemon.rs`).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
