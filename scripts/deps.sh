@@ -2,7 +2,8 @@
 # Install everything unistore builds and tests with on Debian 12 (as root).
 set -euo pipefail
 PKGS=(podman skopeo ostree runc fuse3 bindfs uidmap jq attr util-linux
-      pkg-config libssl-dev libfuse3-dev build-essential python3 ca-certificates)
+      pkg-config libssl-dev libfuse3-dev build-essential python3 ca-certificates
+      docker-registry apache2-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
