@@ -9,5 +9,7 @@ mod concurrency;
 mod host;
 mod import;
 mod ostree;
+mod pull;
+mod registry;
 mod robust;
 mod view;

@@ -37,7 +37,7 @@ use crate::common::*;
 // Prerequisites and fixture facts
 
 /// Everything these tests need; panics (never skips) when something is missing.
-fn prerequisites() -> &'static Fixtures {
+pub(crate) fn prerequisites() -> &'static Fixtures {
     require_root();
     match fs::metadata("/dev/fuse") {
         Ok(m) if m.file_type().is_char_device() => {}
@@ -137,7 +137,7 @@ fn store_with(images: &[&str]) -> TempStore {
 // Processes with a time limit (a hung FUSE request must fail the test, not hang it)
 
 /// `cmd` wrapped in `timeout -k 10 SECS`.
-fn with_timeout(cmd: &Command, secs: u64) -> Command {
+pub(crate) fn with_timeout(cmd: &Command, secs: u64) -> Command {
     let mut t = Command::new("timeout");
     t.args(["-k", "10", &secs.to_string()])
         .arg(cmd.get_program())
@@ -155,7 +155,7 @@ fn with_timeout(cmd: &Command, secs: u64) -> Command {
 }
 
 /// Run with a time limit; panics if it had to be killed.
-fn run_t(cmd: &mut Command, secs: u64) -> Output {
+pub(crate) fn run_t(cmd: &mut Command, secs: u64) -> Output {
     let mut t = with_timeout(cmd, secs);
     let out = run(&mut t);
     assert!(
@@ -168,7 +168,7 @@ fn run_t(cmd: &mut Command, secs: u64) -> Output {
 }
 
 /// Run with a time limit and panic with the output unless it succeeds.
-fn run_ok_t(cmd: &mut Command, secs: u64) -> Output {
+pub(crate) fn run_ok_t(cmd: &mut Command, secs: u64) -> Output {
     let out = run_t(cmd, secs);
     assert!(
         out.status.success(),
@@ -181,7 +181,7 @@ fn run_ok_t(cmd: &mut Command, secs: u64) -> Output {
     out
 }
 
-fn json_of(out: &Output, what: &str) -> Value {
+pub(crate) fn json_of(out: &Output, what: &str) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{what} printed invalid JSON ({e}):\n{}", stdout(out)))
 }
@@ -271,7 +271,7 @@ fn daemon_pids(store: &Path, mnt: &Path) -> Vec<u32> {
 /// A mounted store (`unistore mount`, background daemon). Drop unmounts it
 /// (`unistore umount`, then `umount -l`) and kills the daemon it started if
 /// that is still alive afterwards.
-struct ViewMount {
+pub(crate) struct ViewMount {
     store: PathBuf,
     mnt: tempfile::TempDir,
     pid: u32,
@@ -280,7 +280,7 @@ struct ViewMount {
 
 impl ViewMount {
     /// `unistore --store S mount MNT [-o OPT]...` at a fresh mount point.
-    fn new(store: &TempStore, options: &[&str]) -> ViewMount {
+    pub(crate) fn new(store: &TempStore, options: &[&str]) -> ViewMount {
         let mut m = ViewMount {
             store: store.path().to_path_buf(),
             mnt: tempdir("unistore-it-mnt-"),
@@ -328,12 +328,12 @@ impl ViewMount {
         self.pid = pids[0];
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.mnt.path()
     }
 
     /// The containers-storage view (the additional image store).
-    fn cstor(&self) -> PathBuf {
+    pub(crate) fn cstor(&self) -> PathBuf {
         self.path().join("containers-storage")
     }
 
@@ -429,13 +429,13 @@ impl Drop for BindMount {
 // podman: one with the view as additional image store, one native
 
 /// An empty isolated podman whose only images come from the view.
-struct ViewPodman {
+pub(crate) struct ViewPodman {
     p: IsolatedPodman,
     ais: PathBuf,
 }
 
 impl ViewPodman {
-    fn new(m: &ViewMount) -> ViewPodman {
+    pub(crate) fn new(m: &ViewMount) -> ViewPodman {
         ViewPodman {
             p: IsolatedPodman::new(),
             ais: m.cstor(),
@@ -457,7 +457,7 @@ impl ViewPodman {
 }
 
 /// Something podman can run commands with.
-trait Podman {
+pub(crate) trait Podman {
     fn podman<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -727,7 +727,10 @@ echo END
 "#;
 
 /// One path's description, ready for comparison.
-fn tree_dump(podman: &dyn Fn(&[&str]) -> Command, image: &str) -> BTreeMap<String, String> {
+pub(crate) fn tree_dump(
+    podman: &dyn Fn(&[&str]) -> Command,
+    image: &str,
+) -> BTreeMap<String, String> {
     let mut c = podman(&[image, "sh", "-c", DUMP_SCRIPT]);
     let out = run_ok_t(&mut c, 300);
     let text = stdout(&out);
@@ -826,7 +829,7 @@ fn tree_dump(podman: &dyn Fn(&[&str]) -> Command, image: &str) -> BTreeMap<Strin
     out
 }
 
-fn assert_dump_has(dump: &BTreeMap<String, String>, path: &str, parts: &[&str]) {
+pub(crate) fn assert_dump_has(dump: &BTreeMap<String, String>, path: &str, parts: &[&str]) {
     let d = dump
         .get(path)
         .unwrap_or_else(|| panic!("native dump has no {path}: the oracle itself is broken"));
