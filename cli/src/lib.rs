@@ -38,7 +38,7 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE.
+    /// Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE, docker://HOST/REPO[:TAG|@DIGEST].
     Import {
         /// Source, in containers-transports(5) syntax.
         src: String,
@@ -51,6 +51,26 @@ pub enum Cmd {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Registry options (docker:// sources only).
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull an image from a registry (docker://HOST/REPO[:TAG|@DIGEST]), downloading only what the store lacks.
+    Pull {
+        /// Image reference; `docker://` is optional.
+        reference: String,
+        /// Name to give the image (repeatable); defaults to the reference.
+        #[arg(long = "name", short = 'n')]
+        names: Vec<String>,
+        /// No progress output (same as --progress=none).
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Registry options.
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// List images.
     Images {
@@ -153,6 +173,112 @@ pub enum Cmd {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+}
+
+/// How a pull shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressKind {
+    /// Bars per layer on stderr when it is a terminal.
+    Bar,
+    /// One JSON event per line on stdout, the last one `{"event":"done",...}`.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// Options of registry (docker://) sources, named as podman's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Credentials file as `podman login` writes it (default: $REGISTRY_AUTH_FILE, then podman's and docker's).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// USERNAME:PASSWORD for the registry.
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Require HTTPS with verified certificates (`--tls-verify=false` allows plain HTTP); default: registries.conf's `insecure`.
+    #[arg(long, require_equals = true, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Platform to pick from a multi-platform image: OS/ARCH[/VARIANT] (default: this host's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// registries.conf to use instead of the system's (mirrors, insecure, blocked, aliases).
+    #[arg(long, env = "CONTAINERS_REGISTRIES_CONF")]
+    pub registries_conf: Option<PathBuf>,
+    /// Progress: bar, json or none.
+    #[arg(long, value_enum, default_value = "bar")]
+    pub progress: ProgressKind,
+}
+
+impl RegistryArgs {
+    fn options(&self, names: &[String]) -> anyhow::Result<unistore_registry::PullOptions> {
+        Ok(unistore_registry::PullOptions {
+            platform: self.platform.clone(),
+            tls_verify: self.tls_verify,
+            authfile: self.authfile.clone(),
+            creds: self
+                .creds
+                .as_deref()
+                .map(unistore_registry::auth::Credentials::parse)
+                .transpose()?,
+            registries_conf: self.registries_conf.clone(),
+            names: names.to_vec(),
+        })
+    }
+}
+
+/// `unistore pull` / `import docker://…`.
+fn run_pull(
+    app: &App,
+    reference: &str,
+    names: &[String],
+    quiet: bool,
+    json: bool,
+    registry: &RegistryArgs,
+) -> anyhow::Result<()> {
+    let store = open(app)?;
+    let opts = registry.options(names)?;
+    let kind = if quiet {
+        ProgressKind::None
+    } else {
+        registry.progress
+    };
+    let (sink, bars) = output::pull_events(kind, json);
+    let report = unistore_registry::pull(&store, reference, &opts, sink);
+    if let Some(b) = bars {
+        b.clear();
+    }
+    let report = report?;
+    if kind == ProgressKind::Json {
+        let mut v = serde_json::to_value(&report)?;
+        v["event"] = "done".into();
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &v)?;
+        writeln!(out)?;
+    } else if json {
+        output::json(&report)?;
+    } else {
+        if !quiet {
+            let i = &report.import;
+            let pct = if report.bytes_image > 0 {
+                100.0 * report.bytes_downloaded as f64 / report.bytes_image as f64
+            } else {
+                0.0
+            };
+            eprintln!(
+                "{} {} layers ({} already stored): downloaded {} of {} ({pct:.1}%), {} new, {} reused, in {:.2}s",
+                if i.already_present { "Already stored;" } else { "Pulled" },
+                i.layers,
+                i.layers_reused,
+                output::human_size(report.bytes_downloaded),
+                output::human_size(report.bytes_image),
+                output::human_size(i.new_bytes),
+                output::human_size(i.reused_bytes),
+                i.seconds
+            );
+        }
+        println!("{}", report.import.id);
+    }
+    Ok(())
 }
 
 /// `unistore conf` actions.
@@ -261,12 +387,23 @@ pub fn run(app: App) -> anyhow::Result<()> {
                 );
             }
         }
+        Cmd::Pull {
+            reference,
+            names,
+            quiet,
+            json,
+            registry,
+        } => run_pull(&app, reference, names, *quiet, *json, registry)?,
         Cmd::Import {
             src,
             names,
             quiet,
             json,
+            registry,
         } => {
+            if src.starts_with("docker://") {
+                return run_pull(&app, src, names, *quiet, *json, registry);
+            }
             let store = open(&app)?;
             let src = SourceRef::parse(src)?;
             let opts = ImportOptions {

@@ -77,3 +77,105 @@ impl Progress for Bars {
         }
     }
 }
+
+/// Bars of a pull (one per layer), shared with the download threads.
+#[derive(Debug, Clone)]
+pub struct PullBars {
+    multi: MultiProgress,
+    bars: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<usize, ProgressBar>>>,
+}
+
+impl PullBars {
+    /// Remove unfinished bars (after an error).
+    pub fn clear(&self) {
+        let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        for b in bars.values() {
+            if !b.is_finished() {
+                b.abandon();
+            }
+        }
+        let _ = self.multi.clear();
+    }
+
+    fn event(&self, e: &unistore_registry::Event) {
+        use unistore_registry::{Event, Mode};
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        match e {
+            Event::Resolved { .. } => {}
+            Event::LayerStart {
+                index,
+                digest,
+                size,
+                mode,
+            } => {
+                let bar = self.multi.add(ProgressBar::new(*size));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                let short = digest.trim_start_matches("sha256:");
+                bar.set_prefix(format!("blob {}", &short[..12.min(short.len())]));
+                if *mode == Mode::Present {
+                    bar.finish_with_message("already stored");
+                } else if *mode == Mode::Resumed {
+                    bar.set_message("resuming");
+                }
+                bars.insert(*index, bar);
+            }
+            Event::LayerProgress { index, bytes, .. } => {
+                if let Some(b) = bars.get(index) {
+                    b.set_position(*bytes);
+                }
+            }
+            Event::LayerDone {
+                index,
+                downloaded,
+                mode,
+            } => {
+                if let Some(b) = bars.get(index) {
+                    if !b.is_finished() {
+                        b.finish_with_message(
+                            format!("{mode:?}, {} received", human_size(*downloaded))
+                                .to_lowercase(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The event sink of a pull for `kind`, and the bars to clean up if any.
+pub fn pull_events(
+    kind: crate::ProgressKind,
+    json_report: bool,
+) -> (unistore_registry::pull::EventSink, Option<PullBars>) {
+    use std::sync::Arc;
+    match kind {
+        crate::ProgressKind::Json => (
+            Arc::new(|e: &unistore_registry::Event| {
+                let mut out = std::io::stdout().lock();
+                if serde_json::to_writer(&mut out, e).is_ok() {
+                    let _ = writeln!(out);
+                    let _ = out.flush();
+                }
+            }),
+            None,
+        ),
+        crate::ProgressKind::Bar if !json_report && std::io::stderr().is_terminal() => {
+            let bars = PullBars {
+                multi: MultiProgress::new(),
+                bars: Default::default(),
+            };
+            let b2 = bars.clone();
+            (
+                Arc::new(move |e: &unistore_registry::Event| b2.event(e)),
+                Some(bars),
+            )
+        }
+        _ => (Arc::new(|_: &unistore_registry::Event| {}), None),
+    }
+}

@@ -256,6 +256,20 @@ pub fn import(
 ) -> anyhow::Result<ImportReport> {
     let started = Instant::now();
     let mut source = source::open(src)?;
+    import_from(store, &mut *source, opts, progress, started)
+}
+
+/// Import the image `source` serves (e.g. a registry, see the
+/// `unistore-registry` crate) into `store`. Layers the store already holds
+/// are not read from the source at all; `started` is when the caller began
+/// (for [`ImportReport::seconds`]).
+pub fn import_from(
+    store: &Store,
+    source: &mut dyn ImageSource,
+    opts: &ImportOptions,
+    progress: &mut dyn Progress,
+    started: Instant,
+) -> anyhow::Result<ImportReport> {
     let ImageHead {
         manifest_bytes,
         manifest,
@@ -266,7 +280,7 @@ pub fn import(
         diff_ids,
         compressions,
         cfile,
-    } = read_head(&mut *source)?;
+    } = read_head(source)?;
     let shown = source.describe();
     let image_id = manifest
         .config
