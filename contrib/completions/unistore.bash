@@ -52,6 +52,9 @@ _unistore() {
             unistore,mount)
                 cmd="unistore__subcmd__mount"
                 ;;
+            unistore,pull)
+                cmd="unistore__subcmd__pull"
+                ;;
             unistore,rmi)
                 cmd="unistore__subcmd__rmi"
                 ;;
@@ -139,6 +142,9 @@ _unistore() {
             unistore__subcmd__help,mount)
                 cmd="unistore__subcmd__help__subcmd__mount"
                 ;;
+            unistore__subcmd__help,pull)
+                cmd="unistore__subcmd__help__subcmd__pull"
+                ;;
             unistore__subcmd__help,rmi)
                 cmd="unistore__subcmd__help__subcmd__rmi"
                 ;;
@@ -170,7 +176,7 @@ _unistore() {
 
     case "${cmd}" in
         unistore)
-            opts="-h -V --store --help --version init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help"
+            opts="-h -V --store --help --version init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -502,7 +508,7 @@ _unistore() {
             return 0
             ;;
         unistore__subcmd__help)
-            opts="init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help"
+            opts="init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -753,6 +759,20 @@ _unistore() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        unistore__subcmd__help__subcmd__pull)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         unistore__subcmd__help__subcmd__rmi)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -814,7 +834,7 @@ _unistore() {
             return 0
             ;;
         unistore__subcmd__import)
-            opts="-n -q -h --name --quiet --json --store --help"
+            opts="-n -q -h --name --quiet --json --authfile --creds --tls-verify --platform --registries-conf --progress --store --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -826,6 +846,30 @@ _unistore() {
                     ;;
                 -n)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --creds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registries-conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "bar json none" -- "${cur}"))
                     return 0
                     ;;
                 --store)
@@ -918,6 +962,56 @@ _unistore() {
                     ;;
                 --view)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unistore__subcmd__pull)
+            opts="-n -q -h --name --quiet --json --authfile --creds --tls-verify --platform --registries-conf --progress --store --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --creds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registries-conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --progress)
+                    COMPREPLY=($(compgen -W "bar json none" -- "${cur}"))
                     return 0
                     ;;
                 --store)

@@ -28,7 +28,8 @@ complete -c unistore -n "__fish_unistore_needs_command" -l store -d 'Store direc
 complete -c unistore -n "__fish_unistore_needs_command" -s h -l help -d 'Print help'
 complete -c unistore -n "__fish_unistore_needs_command" -s V -l version -d 'Print version'
 complete -c unistore -n "__fish_unistore_needs_command" -f -a "init" -d 'Create a store (idempotent)'
-complete -c unistore -n "__fish_unistore_needs_command" -f -a "import" -d 'Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE'
+complete -c unistore -n "__fish_unistore_needs_command" -f -a "import" -d 'Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE, docker://HOST/REPO[:TAG|@DIGEST]'
+complete -c unistore -n "__fish_unistore_needs_command" -f -a "pull" -d 'Pull an image from a registry (docker://HOST/REPO[:TAG|@DIGEST]), downloading only what the store lacks'
 complete -c unistore -n "__fish_unistore_needs_command" -f -a "images" -d 'List images'
 complete -c unistore -n "__fish_unistore_needs_command" -f -a "inspect" -d 'Show an image\'s manifest digest, ID, layers and names'
 complete -c unistore -n "__fish_unistore_needs_command" -f -a "tag" -d 'Add names to an image'
@@ -46,10 +47,33 @@ complete -c unistore -n "__fish_unistore_using_subcommand init" -l store -d 'Sto
 complete -c unistore -n "__fish_unistore_using_subcommand init" -l json -d 'Print the result as JSON'
 complete -c unistore -n "__fish_unistore_using_subcommand init" -s h -l help -d 'Print help'
 complete -c unistore -n "__fish_unistore_using_subcommand import" -s n -l name -d 'Name to give the image (repeatable); defaults to the names in the source' -r
+complete -c unistore -n "__fish_unistore_using_subcommand import" -l authfile -d 'Credentials file as `podman login` writes it (default: $REGISTRY_AUTH_FILE, then podman\'s and docker\'s)' -r -F
+complete -c unistore -n "__fish_unistore_using_subcommand import" -l creds -d 'USERNAME:PASSWORD for the registry' -r
+complete -c unistore -n "__fish_unistore_using_subcommand import" -l tls-verify -d 'Require HTTPS with verified certificates (`--tls-verify=false` allows plain HTTP); default: registries.conf\'s `insecure`' -r -f -a "true\t''
+false\t''"
+complete -c unistore -n "__fish_unistore_using_subcommand import" -l platform -d 'Platform to pick from a multi-platform image: OS/ARCH[/VARIANT] (default: this host\'s)' -r
+complete -c unistore -n "__fish_unistore_using_subcommand import" -l registries-conf -d 'registries.conf to use instead of the system\'s (mirrors, insecure, blocked, aliases)' -r -F
+complete -c unistore -n "__fish_unistore_using_subcommand import" -l progress -d 'Progress: bar, json or none' -r -f -a "bar\t'Bars per layer on stderr when it is a terminal'
+json\t'One JSON event per line on stdout, the last one `{"event":"done",...}`'
+none\t'Nothing'"
 complete -c unistore -n "__fish_unistore_using_subcommand import" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand import" -s q -l quiet -d 'No progress bars'
 complete -c unistore -n "__fish_unistore_using_subcommand import" -l json -d 'Print the result as JSON'
-complete -c unistore -n "__fish_unistore_using_subcommand import" -s h -l help -d 'Print help'
+complete -c unistore -n "__fish_unistore_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -s n -l name -d 'Name to give the image (repeatable); defaults to the reference' -r
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l authfile -d 'Credentials file as `podman login` writes it (default: $REGISTRY_AUTH_FILE, then podman\'s and docker\'s)' -r -F
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l creds -d 'USERNAME:PASSWORD for the registry' -r
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l tls-verify -d 'Require HTTPS with verified certificates (`--tls-verify=false` allows plain HTTP); default: registries.conf\'s `insecure`' -r -f -a "true\t''
+false\t''"
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l platform -d 'Platform to pick from a multi-platform image: OS/ARCH[/VARIANT] (default: this host\'s)' -r
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l registries-conf -d 'registries.conf to use instead of the system\'s (mirrors, insecure, blocked, aliases)' -r -F
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l progress -d 'Progress: bar, json or none' -r -f -a "bar\t'Bars per layer on stderr when it is a terminal'
+json\t'One JSON event per line on stdout, the last one `{"event":"done",...}`'
+none\t'Nothing'"
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l store -d 'Store directory' -r -F
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -s q -l quiet -d 'No progress output (same as --progress=none)'
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -l json -d 'Print the result as JSON'
+complete -c unistore -n "__fish_unistore_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unistore -n "__fish_unistore_using_subcommand images" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand images" -l json -d 'Print JSON (podman field names)'
 complete -c unistore -n "__fish_unistore_using_subcommand images" -s q -l quiet -d 'Only image IDs'
@@ -73,7 +97,7 @@ complete -c unistore -n "__fish_unistore_using_subcommand fsck" -s h -l help -d 
 complete -c unistore -n "__fish_unistore_using_subcommand df" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand df" -l json -d 'Print JSON'
 complete -c unistore -n "__fish_unistore_using_subcommand df" -s h -l help -d 'Print help'
-complete -c unistore -n "__fish_unistore_using_subcommand mount" -s o -l options -d 'Mount options: passthrough=auto|on|off, threads=N (comma-separated, repeatable)' -r
+complete -c unistore -n "__fish_unistore_using_subcommand mount" -s o -l options -d 'Mount options: passthrough=auto|on|off, threads=N, verify=on|off, suid, dev (default nosuid,nodev); comma-separated, repeatable' -r
 complete -c unistore -n "__fish_unistore_using_subcommand mount" -l view -d 'Views to show: all, or containers-storage, ostree, images joined with `+`' -r
 complete -c unistore -n "__fish_unistore_using_subcommand mount" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand mount" -l foreground -d 'Stay attached (for systemd); default is to run the daemon in the background'
@@ -114,21 +138,22 @@ complete -c unistore -n "__fish_unistore_using_subcommand generate; and __fish_s
 complete -c unistore -n "__fish_unistore_using_subcommand layer-tar" -s o -l output -d 'Output file (default stdout)' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand layer-tar" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand layer-tar" -s h -l help -d 'Print help'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "init" -d 'Create a store (idempotent)'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "import" -d 'Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "images" -d 'List images'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "inspect" -d 'Show an image\'s manifest digest, ID, layers and names'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "tag" -d 'Add names to an image'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "rmi" -d 'Remove image names (the image goes with its last name; data goes with gc)'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "gc" -d 'Remove objects and streams no image reaches'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "fsck" -d 'Verify every object, stream, index and catalog entry'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "df" -d 'Show logical and physical space use and the dedup ratio'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "mount" -d 'Mount the store\'s views at MOUNTPOINT (returns when the mount is ready)'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "conf" -d 'Point podman at the store\'s containers-storage view (storage.conf)'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "umount" -d 'Unmount a mounted store and stop its daemon'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "generate" -d 'Generate man pages or shell completions from this CLI definition'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "layer-tar" -d 'Write a layer\'s original tar (bit-exact) to stdout or a file'
-complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "init" -d 'Create a store (idempotent)'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "import" -d 'Import an image: oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME], containers-storage:IMAGE, docker://HOST/REPO[:TAG|@DIGEST]'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "pull" -d 'Pull an image from a registry (docker://HOST/REPO[:TAG|@DIGEST]), downloading only what the store lacks'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "images" -d 'List images'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "inspect" -d 'Show an image\'s manifest digest, ID, layers and names'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "tag" -d 'Add names to an image'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "rmi" -d 'Remove image names (the image goes with its last name; data goes with gc)'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "gc" -d 'Remove objects and streams no image reaches'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "fsck" -d 'Verify every object, stream, index and catalog entry'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "df" -d 'Show logical and physical space use and the dedup ratio'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "mount" -d 'Mount the store\'s views at MOUNTPOINT (returns when the mount is ready)'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "conf" -d 'Point podman at the store\'s containers-storage view (storage.conf)'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "umount" -d 'Unmount a mounted store and stop its daemon'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "generate" -d 'Generate man pages or shell completions from this CLI definition'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "layer-tar" -d 'Write a layer\'s original tar (bit-exact) to stdout or a file'
+complete -c unistore -n "__fish_unistore_using_subcommand help; and not __fish_seen_subcommand_from init import pull images inspect tag rmi gc fsck df mount conf umount generate layer-tar help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c unistore -n "__fish_unistore_using_subcommand help; and __fish_seen_subcommand_from conf" -f -a "install" -d 'Add MNT/containers-storage to podman\'s additionalimagestores (idempotent)'
 complete -c unistore -n "__fish_unistore_using_subcommand help; and __fish_seen_subcommand_from conf" -f -a "show" -d 'Show the storage configuration podman reads and its additional image stores'
 complete -c unistore -n "__fish_unistore_using_subcommand help; and __fish_seen_subcommand_from conf" -f -a "remove" -d 'Undo `install`, restoring the file exactly as it was'

@@ -41,13 +41,42 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '*-n+[Name to give the image (repeatable); defaults to the names in the source]:NAMES:_default' \
 '*--name=[Name to give the image (repeatable); defaults to the names in the source]:NAMES:_default' \
+'--authfile=[Credentials file as \`podman login\` writes it (default\: \$REGISTRY_AUTH_FILE, then podman'\''s and docker'\''s)]:AUTHFILE:_files' \
+'--creds=[USERNAME\:PASSWORD for the registry]:CREDS:_default' \
+'--tls-verify=[Require HTTPS with verified certificates (\`--tls-verify=false\` allows plain HTTP); default\: registries.conf'\''s \`insecure\`]::TLS_VERIFY:(true false)' \
+'--platform=[Platform to pick from a multi-platform image\: OS/ARCH\[/VARIANT\] (default\: this host'\''s)]:PLATFORM:_default' \
+'--registries-conf=[registries.conf to use instead of the system'\''s (mirrors, insecure, blocked, aliases)]:REGISTRIES_CONF:_files' \
+'--progress=[Progress\: bar, json or none]:PROGRESS:((bar\:"Bars per layer on stderr when it is a terminal"
+json\:"One JSON event per line on stdout, the last one \`{"event"\:"done",...}\`"
+none\:"Nothing"))' \
 '--store=[Store directory]:STORE:_files' \
 '-q[No progress bars]' \
 '--quiet[No progress bars]' \
 '--json[Print the result as JSON]' \
-'-h[Print help]' \
-'--help[Print help]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
 ':src -- Source, in containers-transports(5) syntax:_default' \
+&& ret=0
+;;
+(pull)
+_arguments "${_arguments_options[@]}" : \
+'*-n+[Name to give the image (repeatable); defaults to the reference]:NAMES:_default' \
+'*--name=[Name to give the image (repeatable); defaults to the reference]:NAMES:_default' \
+'--authfile=[Credentials file as \`podman login\` writes it (default\: \$REGISTRY_AUTH_FILE, then podman'\''s and docker'\''s)]:AUTHFILE:_files' \
+'--creds=[USERNAME\:PASSWORD for the registry]:CREDS:_default' \
+'--tls-verify=[Require HTTPS with verified certificates (\`--tls-verify=false\` allows plain HTTP); default\: registries.conf'\''s \`insecure\`]::TLS_VERIFY:(true false)' \
+'--platform=[Platform to pick from a multi-platform image\: OS/ARCH\[/VARIANT\] (default\: this host'\''s)]:PLATFORM:_default' \
+'--registries-conf=[registries.conf to use instead of the system'\''s (mirrors, insecure, blocked, aliases)]:REGISTRIES_CONF:_files' \
+'--progress=[Progress\: bar, json or none]:PROGRESS:((bar\:"Bars per layer on stderr when it is a terminal"
+json\:"One JSON event per line on stdout, the last one \`{"event"\:"done",...}\`"
+none\:"Nothing"))' \
+'--store=[Store directory]:STORE:_files' \
+'-q[No progress output (same as --progress=none)]' \
+'--quiet[No progress output (same as --progress=none)]' \
+'--json[Print the result as JSON]' \
+'-h[Print help (see more with '\''--help'\'')]' \
+'--help[Print help (see more with '\''--help'\'')]' \
+':reference -- Image reference; `docker\://` is optional:_default' \
 && ret=0
 ;;
 (images)
@@ -117,8 +146,8 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (mount)
 _arguments "${_arguments_options[@]}" : \
-'*-o+[Mount options\: passthrough=auto|on|off, threads=N (comma-separated, repeatable)]:OPTIONS:_default' \
-'*--options=[Mount options\: passthrough=auto|on|off, threads=N (comma-separated, repeatable)]:OPTIONS:_default' \
+'*-o+[Mount options\: passthrough=auto|on|off, threads=N, verify=on|off, suid, dev (default nosuid,nodev); comma-separated, repeatable]:OPTIONS:_default' \
+'*--options=[Mount options\: passthrough=auto|on|off, threads=N, verify=on|off, suid, dev (default nosuid,nodev); comma-separated, repeatable]:OPTIONS:_default' \
 '--view=[Views to show\: all, or containers-storage, ostree, images joined with \`+\`]:VIEW:_default' \
 '--store=[Store directory]:STORE:_files' \
 '--foreground[Stay attached (for systemd); default is to run the daemon in the background]' \
@@ -304,6 +333,10 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 && ret=0
 ;;
+(pull)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
 (images)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -413,7 +446,8 @@ esac
 _unistore_commands() {
     local commands; commands=(
 'init:Create a store (idempotent)' \
-'import:Import an image\: oci\:DIR\[\:REF\], oci-archive\:FILE\[\:REF\], docker-archive\:FILE\[\:NAME\], containers-storage\:IMAGE' \
+'import:Import an image\: oci\:DIR\[\:REF\], oci-archive\:FILE\[\:REF\], docker-archive\:FILE\[\:NAME\], containers-storage\:IMAGE, docker\://HOST/REPO\[\:TAG|@DIGEST\]' \
+'pull:Pull an image from a registry (docker\://HOST/REPO\[\:TAG|@DIGEST\]), downloading only what the store lacks' \
 'images:List images' \
 'inspect:Show an image'\''s manifest digest, ID, layers and names' \
 'tag:Add names to an image' \
@@ -547,7 +581,8 @@ _unistore__subcmd__generate__subcmd__man_commands() {
 _unistore__subcmd__help_commands() {
     local commands; commands=(
 'init:Create a store (idempotent)' \
-'import:Import an image\: oci\:DIR\[\:REF\], oci-archive\:FILE\[\:REF\], docker-archive\:FILE\[\:NAME\], containers-storage\:IMAGE' \
+'import:Import an image\: oci\:DIR\[\:REF\], oci-archive\:FILE\[\:REF\], docker-archive\:FILE\[\:NAME\], containers-storage\:IMAGE, docker\://HOST/REPO\[\:TAG|@DIGEST\]' \
+'pull:Pull an image from a registry (docker\://HOST/REPO\[\:TAG|@DIGEST\]), downloading only what the store lacks' \
 'images:List images' \
 'inspect:Show an image'\''s manifest digest, ID, layers and names' \
 'tag:Add names to an image' \
@@ -656,6 +691,11 @@ _unistore__subcmd__help__subcmd__mount_commands() {
     local commands; commands=()
     _describe -t commands 'unistore help mount commands' commands "$@"
 }
+(( $+functions[_unistore__subcmd__help__subcmd__pull_commands] )) ||
+_unistore__subcmd__help__subcmd__pull_commands() {
+    local commands; commands=()
+    _describe -t commands 'unistore help pull commands' commands "$@"
+}
 (( $+functions[_unistore__subcmd__help__subcmd__rmi_commands] )) ||
 _unistore__subcmd__help__subcmd__rmi_commands() {
     local commands; commands=()
@@ -700,6 +740,11 @@ _unistore__subcmd__layer-tar_commands() {
 _unistore__subcmd__mount_commands() {
     local commands; commands=()
     _describe -t commands 'unistore mount commands' commands "$@"
+}
+(( $+functions[_unistore__subcmd__pull_commands] )) ||
+_unistore__subcmd__pull_commands() {
+    local commands; commands=()
+    _describe -t commands 'unistore pull commands' commands "$@"
 }
 (( $+functions[_unistore__subcmd__rmi_commands] )) ||
 _unistore__subcmd__rmi_commands() {
