@@ -3,6 +3,7 @@
 set -euo pipefail
 PKGS=(podman skopeo ostree runc fuse3 bindfs uidmap jq attr util-linux
       pkg-config libssl-dev libfuse3-dev build-essential python3 ca-certificates
+      libostree-dev libzstd-dev
       docker-registry apache2-utils)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -70,6 +70,48 @@ pub fn unistore_bin() -> &'static Path {
     })
 }
 
+/// The `unistore-ostree-ext-check` binary (crate `tests/ostree-ext-check`, the
+/// ostree-ext crate reading a repository): `$UNISTORE_OSTREE_EXT_CHECK`, else
+/// next to [`unistore_bin`]. Built with `cargo build -p
+/// unistore-ostree-ext-check` (once per test process) when it is missing and
+/// `UNISTORE_BIN` is not set; `scripts/test.sh` builds it before the tests.
+pub fn ostree_ext_check_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("UNISTORE_OSTREE_EXT_CHECK") {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "UNISTORE_OSTREE_EXT_CHECK={} does not name an existing file",
+                p.display()
+            );
+            return p;
+        }
+        let bin = unistore_bin().with_file_name("unistore-ostree-ext-check");
+        if !bin.is_file() && std::env::var_os("UNISTORE_BIN").is_none() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let out = run(Command::new(cargo).current_dir(workspace_root()).args([
+                "build",
+                "-p",
+                "unistore-ostree-ext-check",
+            ]));
+            assert!(
+                out.status.success(),
+                "`cargo build -p unistore-ostree-ext-check` failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            bin.is_file(),
+            "{} does not exist: run `cargo build -p unistore-ostree-ext-check` \
+             (needs libostree-dev, libzstd-dev: scripts/deps.sh)",
+            bin.display()
+        );
+        bin
+    })
+}
+
 /// The variables of `$FIXTURE_DIR/fixtures.env` (FIXTURE_*).
 #[derive(Debug)]
 pub struct Fixtures {

@@ -4,7 +4,9 @@
 //! --tree=tar=` of `podman export` gives the same content, dirtree and
 //! dirmeta checksums, path by path and at the root); the ostree-rs-ext
 //! layer commits against `ostree commit` of the layer tar filtered the way
-//! ostree-rs-ext filters it; and catalog changes while mounted.
+//! ostree-rs-ext filters it; the ostree-ext crate itself listing and
+//! querying the images (`tests/ostree-ext-check`); and catalog changes while
+//! mounted.
 //!
 //! Everything here needs root, FUSE, podman and ostree, and fails (never
 //! skips) without them.
@@ -1058,4 +1060,321 @@ fn ostree_view_follows_catalog_changes() {
         "objects/ no longer lists app:1's commit"
     );
     assert!(listed(&base_commit));
+}
+
+// ------------------------------------------------------------------ ostree-ext
+
+/// `unistore-ostree-ext-check REPO` (the ostree-ext crate, see
+/// `tests/ostree-ext-check`): its JSON report, or its failure.
+fn ostree_ext_check(repo: &Path) -> Result<Value, String> {
+    let out = run(Command::new(ostree_ext_check_bin()).arg(repo));
+    if !out.status.success() {
+        return Err(format!("{}: {}", out.status, stderr(&out)));
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("unistore-ostree-ext-check prints JSON"))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v}"))
+}
+
+fn strings_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// The ostree-ext crate (ostree-rs-ext, what `ostree container image list`,
+/// rpm-ostree and bootc use) lists the view's images and queries each one:
+/// `list_images` = the store's names, `query_image`/`query_image_commit`
+/// give the manifest digest `unistore inspect` reports and the fixture's
+/// manifest hashes to, the fixture's config (digest, architecture, diffIDs),
+/// and every layer's `ostree/container/blob/…` ref resolves.
+#[test]
+fn ostree_view_images_are_listed_and_queried_by_ostree_ext() {
+    const EXTRA: &str = "localhost:5000/my_app:v1";
+    let fx = prerequisites();
+
+    // First: the checker fails where ostree-ext must (so a pass below means
+    // something). A real repository written by the ostree CLI, with a merge
+    // commit but no layer ref for its first layer: "Missing base image ref".
+    let work = tempdir("unistore-it-ostree-ext-");
+    let neg = work.path().join("repo");
+    init_bare(&neg);
+    let empty = work.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let (app_digest, app_manifest, _) = oci_dir_image(&fx.path("FIXTURE_APP_OCI_DIR"));
+    let app_manifest = String::from_utf8(app_manifest).expect("UTF-8 manifest");
+    let (_, _, app_layers) = oci_image(&fx.path("FIXTURE_APP_OCI_DIR"));
+    let neg_image = "ostree/container/image/containers-storage_3A_neg";
+    ostree_ok(
+        &neg,
+        &[
+            "commit",
+            "--no-bindings",
+            &format!("--branch={neg_image}"),
+            &format!("--tree=dir={}", empty.display()),
+            &format!("--add-metadata-string=ostree.manifest-digest={app_digest}"),
+            &format!("--add-metadata-string=ostree.manifest={app_manifest}"),
+        ],
+    );
+    let err = ostree_ext_check(&neg).expect_err("ostree-ext accepted an image without layer refs");
+    assert!(
+        err.contains(&format!(
+            "Missing base image ref {}",
+            blob_ref(&app_layers[0])
+        )),
+        "{err}"
+    );
+    ostree_ok(
+        &neg,
+        &[
+            "commit",
+            "--no-bindings",
+            &format!("--branch={}", blob_ref(&app_layers[0])),
+            &format!("--tree=dir={}", empty.display()),
+        ],
+    );
+    let ok =
+        ostree_ext_check(&neg).expect("ostree-ext reads the image once its base layer ref exists");
+    assert_eq!(
+        ok["images"][0]["reference"], "containers-storage:neg",
+        "{ok}"
+    );
+    assert_eq!(
+        ok["images"][0]["manifest_digest"],
+        app_digest.as_str(),
+        "{ok}"
+    );
+    assert_eq!(ok["images"][0]["layers"][1]["commit"], Value::Null, "{ok}");
+
+    // The view: three import forms, one image with two names (one needs
+    // escaping: ':' in the host, '_').
+    let store = TempStore::new();
+    store.ok([
+        "import",
+        "-q",
+        &format!("oci:{}", fx.get("FIXTURE_DERIVED_OCI_DIR")),
+        "--name",
+        DERIVED,
+    ]);
+    store.ok([
+        "import",
+        "-q",
+        &format!("oci-archive:{}", fx.get("FIXTURE_APP_OCI_TAR")),
+        "--name",
+        APP,
+    ]);
+    store.import(&format!(
+        "docker-archive:{}",
+        fx.get("FIXTURE_BASE_DOCKER_TAR")
+    ));
+    store.ok(["tag", APP, EXTRA]);
+
+    // Oracles: the fixture files (manifest bytes where the source has them,
+    // config bytes), and the image refs spelled out by hand.
+    let (dm_digest, dm, dc) = oci_dir_image(&fx.path("FIXTURE_DERIVED_OCI_DIR"));
+    let (am_digest, am, ac) = oci_archive_image(&fx.path("FIXTURE_APP_OCI_TAR"));
+    let bc = docker_archive_config(&fx.path("FIXTURE_BASE_DOCKER_TAR"));
+    let manifests: BTreeMap<&str, (String, Vec<u8>)> = [
+        (DERIVED, (dm_digest, dm)),
+        (APP, (am_digest.clone(), am.clone())),
+        (EXTRA, (am_digest, am)),
+    ]
+    .into_iter()
+    .collect();
+    let configs: BTreeMap<&str, Vec<u8>> =
+        [(DERIVED, dc), (APP, ac.clone()), (EXTRA, ac), (BASE, bc)]
+            .into_iter()
+            .collect();
+    let image_refs: BTreeMap<&str, &str> = [
+        (DERIVED, DERIVED_IMAGE_REF),
+        (APP, APP_IMAGE_REF),
+        (
+            BASE,
+            "ostree/container/image/containers-storage_3A_localhost/unistore-fixture/base_3A_1",
+        ),
+        (
+            EXTRA,
+            "ostree/container/image/containers-storage_3A_localhost_3A_5000/my__app_3A_v1",
+        ),
+    ]
+    .into_iter()
+    .collect();
+
+    let m = Mounted::new(&store);
+    let repo = m.repo();
+    let got = ostree_ext_check(&repo)
+        .unwrap_or_else(|e| panic!("ostree-ext rejects the view: {e}\n{}", m.log()));
+    assert_eq!(got["writable"], false, "the view is opened read-only");
+
+    // list_images = every name of every stored image, containers-storage: transport.
+    let want: BTreeSet<String> = store
+        .images()
+        .iter()
+        .flat_map(|i| strings_of(&i["Names"]))
+        .map(|n| format!("containers-storage:{n}"))
+        .collect();
+    assert_eq!(want.len(), 4, "{want:?}");
+    let images = got["images"].as_array().expect("images");
+    let listed: Vec<String> = images
+        .iter()
+        .map(|i| str_of(i, "reference").to_string())
+        .collect();
+    assert_eq!(listed.len(), want.len(), "list_images: {listed:?}");
+    assert_eq!(
+        listed.into_iter().collect::<BTreeSet<_>>(),
+        want,
+        "list_images"
+    );
+
+    let layer_refs: BTreeMap<String, String> = got["layer_refs"]
+        .as_array()
+        .expect("layer_refs")
+        .iter()
+        .map(|l| {
+            assert_eq!(str_of(l, "ref"), blob_ref(str_of(l, "digest")), "{l}");
+            (
+                str_of(l, "digest").to_string(),
+                str_of(l, "commit").to_string(),
+            )
+        })
+        .collect();
+    let mut referenced = BTreeSet::new();
+    let mut merge_commits = BTreeMap::new();
+    for img in images {
+        let reference = str_of(img, "reference");
+        let name = reference
+            .strip_prefix("containers-storage:")
+            .unwrap_or_else(|| panic!("{reference}: not containers-storage:"));
+        assert_eq!(str_of(img, "name"), name);
+        let image_ref = image_refs[name];
+        assert_eq!(str_of(img, "ostree_ref"), image_ref, "{name}");
+        let merge = str_of(img, "merge_commit");
+        assert_eq!(merge, rev_parse(&repo, image_ref), "{name}: merge commit");
+        merge_commits.insert(name, merge.to_string());
+
+        // Manifest: ostree-ext's digest = inspect's = the stored bytes' sha256
+        // (= the fixture's manifest, where the source has one).
+        let insp = store.inspect(name);
+        let digest = str_of(&insp, "Digest");
+        assert_eq!(
+            str_of(img, "manifest_digest"),
+            digest,
+            "{name}: query_image digest"
+        );
+        assert_eq!(str_of(img, "manifest_digest_from_commit"), digest, "{name}");
+        assert_eq!(
+            str_of(img, "manifest_sha256"),
+            digest,
+            "{name}: ostree.manifest bytes"
+        );
+        let inspect_layers: Vec<String> = insp["Layers"]
+            .as_array()
+            .expect("Layers")
+            .iter()
+            .map(|l| str_of(l, "Digest").to_string())
+            .collect();
+        let layers = img["layers"].as_array().expect("layers");
+        let layer_digests: Vec<String> = layers
+            .iter()
+            .map(|l| str_of(l, "digest").to_string())
+            .collect();
+        assert_eq!(layer_digests, inspect_layers, "{name}: manifest layers");
+        if let Some((mdigest, mbytes)) = manifests.get(name) {
+            assert_eq!(digest, mdigest, "{name}: fixture manifest digest");
+            let fm: Value = serde_json::from_slice(mbytes).unwrap();
+            let flayers: Vec<String> = fm["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| str_of(l, "digest").to_string())
+                .collect();
+            assert_eq!(layer_digests, flayers, "{name}: fixture manifest layers");
+        }
+
+        // Config: digest, architecture, OS and diffIDs of the fixture config.
+        let config = &configs[name];
+        let cj: Value = serde_json::from_slice(config).unwrap();
+        assert_eq!(
+            str_of(img, "config_digest"),
+            sha256(config),
+            "{name}: config digest"
+        );
+        assert_eq!(
+            str_of(img, "config_sha256"),
+            sha256(config),
+            "{name}: ostree.container.image-config bytes"
+        );
+        assert_eq!(
+            str_of(img, "config_digest"),
+            str_of(&insp, "ConfigDigest"),
+            "{name}"
+        );
+        assert_eq!(
+            str_of(img, "architecture"),
+            str_of(&cj, "architecture"),
+            "{name}"
+        );
+        assert_eq!(str_of(img, "os"), str_of(&cj, "os"), "{name}");
+        assert_eq!(
+            strings_of(&img["diff_ids"]),
+            config_diff_ids(config),
+            "{name}: diffIDs"
+        );
+        assert_eq!(
+            layers.len(),
+            config_diff_ids(config).len(),
+            "{name}: one layer per diffID"
+        );
+
+        // Every layer is stored: its ref resolves (ostree-ext and the ostree CLI agree).
+        for l in layers {
+            let d = str_of(l, "digest");
+            assert_eq!(
+                str_of(l, "ostree_ref"),
+                blob_ref(d),
+                "{name}: layer ref of {d}"
+            );
+            let c = l["commit"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: ostree-ext reports layer {d} missing: {l}"));
+            assert_eq!(c, rev_parse(&repo, &blob_ref(d)), "{name}: layer {d}");
+            assert_eq!(
+                layer_refs.get(d).map(String::as_str),
+                Some(c),
+                "{name}: {d}"
+            );
+            assert!(l["importer_version"].is_string(), "{name}: {l}");
+            referenced.insert(d.to_string());
+        }
+        assert_eq!(
+            str_of(img, "base_commit"),
+            str_of(&layers[0], "commit"),
+            "{name}"
+        );
+        assert!(img["importer_version"].is_string(), "{name}: {img}");
+        assert_eq!(img["cached_update"], false, "{name}");
+        // ostree.tar-filtered parses (a{sa{su}}): these images have /bin etc.
+        assert!(
+            str_of(img, "filtered_content_warning").contains("non-ostree compatible"),
+            "{name}: {img}"
+        );
+    }
+    // Every layer ref belongs to a listed image (ostree-ext's gc would keep all).
+    assert_eq!(
+        layer_refs.keys().cloned().collect::<BTreeSet<_>>(),
+        referenced
+    );
+    // Both names of app:1 are the same merge commit.
+    assert_eq!(merge_commits[APP], merge_commits[EXTRA]);
+    println!(
+        "ostree-ext: {} images, {} layer refs, all layers present",
+        images.len(),
+        layer_refs.len()
+    );
 }
