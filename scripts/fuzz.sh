@@ -15,12 +15,12 @@ secs=${1:-30}
 shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(layer_tar manifest_config oci_layout archive layer_index
-                               mount_options source_ref storage_conf)
+                               mount_options source_ref storage_conf zstd_chunked)
 # Largest input per target: small inputs keep each run fast (layer_tar and
 # archive write objects into a throwaway store for every input).
 declare -A max_len=([layer_tar]=32768 [archive]=32768 [oci_layout]=16384
                     [manifest_config]=16384 [layer_index]=8192 [storage_conf]=4096
-                    [mount_options]=512 [source_ref]=512)
+                    [mount_options]=512 [source_ref]=512 [zstd_chunked]=16384)
 
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1

@@ -8,13 +8,15 @@
 //! - opening and layout: [`repo`], [`catalog`], [`records`];
 //! - import: [`transport`] (parsing `SRC`), [`source`] (reading OCI layouts,
 //!   archives and podman's store), [`layer`] (one streaming pass over a
-//!   layer tar), [`tarsplit`], [`digest`], [`progress`];
+//!   layer tar), [`tarsplit`], [`digest`], [`progress`], [`chunked`]
+//!   (zstd:chunked partial fetch);
 //! - trees: [`index`];
 //! - errors: [`error`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod chunked;
 pub mod crash;
 pub mod digest;
 pub mod error;
