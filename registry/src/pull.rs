@@ -22,6 +22,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use unistore_store::chunked::{reassemble, ContentMap, PlanOptions, Toc, TocLocation};
 use unistore_store::import::{import_from, ImportOptions, ImportReport};
 use unistore_store::progress::NoProgress;
 use unistore_store::records::layer_meta_id;
@@ -40,6 +41,12 @@ const ACCEPT: &[&str] = &[OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST]
 
 /// Blob downloads running at once.
 const PARALLEL_DOWNLOADS: usize = 3;
+/// Range requests of one zstd:chunked layer in flight at once.
+const RANGES_IN_FLIGHT: usize = 8;
+/// A stored file is reused, rather than fetched with its neighbours, when its
+/// compressed bytes are at least this many: below, the range request it adds
+/// (headers both ways, a round trip) costs about what it saves.
+const REUSE_MIN_COMPRESSED: u64 = 1024;
 
 /// Options of one pull.
 #[derive(Debug, Default, Clone)]
@@ -226,6 +233,8 @@ pub fn pull(
     fs::create_dir_all(&dir)?;
     let sem = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
     let mut downloads = HashMap::new();
+    let mut chunked = HashMap::new();
+    let store_has_files = !store.catalog()?.images.is_empty();
     let mut reports = Vec::new();
     for (i, desc) in head.layers.iter().enumerate() {
         let present = match diff_ids.get(i) {
@@ -241,6 +250,10 @@ pub fn pull(
             downloaded: 0,
             mode: Mode::Present,
         };
+        let toc = match &desc.annotations {
+            Some(a) if !present => TocLocation::from_annotations(a)?,
+            _ => None,
+        };
         if present {
             events(&Event::LayerStart {
                 index: i,
@@ -248,6 +261,11 @@ pub fn pull(
                 size: desc.size,
                 mode: Mode::Present,
             });
+        } else if let (Some(toc), true) = (toc, store_has_files) {
+            // zstd:chunked and the store may hold some of its files: planned
+            // when the importer reaches it (see RegistrySource::layer).
+            chunked.insert(i, toc);
+            report.mode = Mode::Partial;
         } else {
             let task = Download {
                 remote: remote.clone(),
@@ -279,6 +297,9 @@ pub fn pull(
         dir,
         events: events.clone(),
         sem,
+        store,
+        chunked,
+        content: None,
     };
     let import_opts = ImportOptions {
         names: opts.names.clone(),
@@ -616,6 +637,51 @@ impl Remote {
         })
     }
 
+    /// One byte range of a blob, in memory; the registry must honour the
+    /// range (a full response is an error: the blob may be large).
+    async fn fetch_range(
+        &self,
+        desc: &OciDescriptor,
+        range: std::ops::Range<u64>,
+        what: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        let len = range.end - range.start;
+        let resp = self
+            .client
+            .pull_blob_stream_partial(&self.reference, desc, range.start, Some(len))
+            .await
+            .map_err(|e| classify(what, e))?;
+        let mut s = match resp {
+            BlobResponse::Partial(s) => s,
+            BlobResponse::Full(_) => {
+                return Err(RegistryError::Transport(
+                    what.to_string(),
+                    "the registry ignored a Range request".into(),
+                )
+                .into())
+            }
+        };
+        let mut out = Vec::with_capacity(len as usize);
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.map_err(|e| {
+                RegistryError::Transport(what.to_string(), format!("range {range:?}: {e}"))
+            })?;
+            self.count(chunk.len());
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > len {
+                break;
+            }
+        }
+        if out.len() as u64 != len {
+            return Err(RegistryError::Transport(
+                what.to_string(),
+                format!("range {range:?}: got {} of {len} bytes", out.len()),
+            )
+            .into());
+        }
+        Ok(out)
+    }
+
     fn count(&self, n: usize) {
         self.received.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -896,6 +962,100 @@ impl Download {
     }
 }
 
+impl<'a> RegistrySource<'a> {
+    /// zstd:chunked: fetch the TOC, plan which files the store has, fetch
+    /// only the other ranges and rebuild the tar from both. `None` when
+    /// nothing can be reused (the caller downloads the whole blob).
+    fn partial(
+        &mut self,
+        index: usize,
+        desc: &Descriptor,
+        loc: &TocLocation,
+    ) -> anyhow::Result<Option<LayerStream<'a>>> {
+        let remote = self.remote.clone();
+        let what = format!("{}: blob {}", remote.shown, desc.digest);
+        let hex = desc.digest.trim_start_matches("sha256:").to_string();
+        let odesc = Remote::oci_desc(desc);
+        let received_before = remote.received.load(Ordering::Relaxed);
+        let toc_bytes = self
+            .rt
+            .block_on(remote.fetch_range(&odesc, loc.range(), &what))?;
+        let toc = Toc::parse(&toc_bytes, loc)?;
+        if self.content.is_none() {
+            self.content = Some(ContentMap::build(self.store)?);
+        }
+        let map = self.content.as_mut().expect("built");
+        let plan_opts = PlanOptions {
+            merge_gap: REUSE_MIN_COMPRESSED,
+        };
+        let plan = toc.plan(desc.size, &plan_opts, |sha, size| map.find(sha, size))?;
+        if let Err(e) = map.save() {
+            tracing::warn!("content digest cache: {e:#}");
+        }
+        if plan.reused_files == 0 {
+            tracing::info!("{what}: no file of this layer is stored; downloading it whole");
+            let task = Download {
+                remote: remote.clone(),
+                desc: desc.clone(),
+                index,
+                dir: self.dir.clone(),
+                events: self.events.clone(),
+                sem: self.sem.clone(),
+            };
+            self.downloads.insert(index, self.rt.spawn(task.run()));
+            return Ok(None);
+        }
+        self.events.as_ref()(&Event::LayerStart {
+            index,
+            digest: desc.digest.clone(),
+            size: desc.size,
+            mode: Mode::Partial,
+        });
+        tracing::info!(
+            "{what}: {} files ({} bytes) from the store, fetching {} of {} bytes",
+            plan.reused_files,
+            plan.reused_bytes,
+            plan.fetch_bytes,
+            desc.size
+        );
+        // The ranges, concatenated in order, into a scratch file.
+        let path = self.dir.join(format!("{hex}.ranges"));
+        let mut out = std::io::BufWriter::new(File::create(&path)?);
+        let mut got = loc.length;
+        let ranges: Vec<_> = plan.fetch_ranges().collect();
+        let events = self.events.clone();
+        self.rt.block_on(async {
+            // Several requests in flight hide the round trips; results are
+            // written in plan order.
+            let mut results = futures_util::stream::iter(ranges)
+                .map(|r| remote.fetch_range(&odesc, r, &what))
+                .buffered(RANGES_IN_FLIGHT);
+            while let Some(bytes) = results.next().await {
+                let bytes = bytes?;
+                std::io::Write::write_all(&mut out, &bytes)?;
+                got += bytes.len() as u64;
+                events.as_ref()(&Event::LayerProgress {
+                    index,
+                    bytes: got + plan.reused_compressed_bytes,
+                    total: desc.size,
+                });
+            }
+            anyhow::Ok(())
+        })?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        drop(file);
+        let fetched = std::io::BufReader::with_capacity(1 << 20, File::open(&path)?);
+        self.finished.push(path);
+        if let Some(r) = self.reports.get_mut(index) {
+            r.downloaded = remote.received.load(Ordering::Relaxed) - received_before;
+            r.mode = Mode::Partial;
+        }
+        Ok(Some(LayerStream::Uncompressed(Box::new(reassemble(
+            plan, self.store, fetched,
+        )))))
+    }
+}
+
 /// Open (creating) `path` and take an exclusive `flock` on it, waiting
 /// while another process holds it.
 async fn lock_file(path: &std::path::Path) -> anyhow::Result<File> {
@@ -931,6 +1091,11 @@ struct RegistrySource<'a> {
     dir: PathBuf,
     events: EventSink,
     sem: Arc<Semaphore>,
+    store: &'a Store,
+    /// zstd:chunked layers to fetch partially, by index.
+    chunked: HashMap<usize, TocLocation>,
+    /// What the store holds, by content digest (built on first need).
+    content: Option<ContentMap<'a>>,
 }
 
 impl ImageSource for RegistrySource<'_> {
@@ -952,6 +1117,11 @@ impl ImageSource for RegistrySource<'_> {
         desc: &Descriptor,
         _diff_id: &str,
     ) -> anyhow::Result<LayerStream<'_>> {
+        if let Some(loc) = self.chunked.remove(&index) {
+            if let Some(stream) = self.partial(index, desc, &loc)? {
+                return Ok(stream);
+            }
+        }
         let handle = match self.downloads.remove(&index) {
             Some(h) => h,
             None => {
