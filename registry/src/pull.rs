@@ -963,6 +963,25 @@ impl Download {
 }
 
 impl<'a> RegistrySource<'a> {
+    /// Start downloading layer `index` whole (if it is not already).
+    fn start_download(&mut self, index: usize, desc: &Descriptor) {
+        if self.downloads.contains_key(&index) {
+            return;
+        }
+        let task = Download {
+            remote: self.remote.clone(),
+            desc: desc.clone(),
+            index,
+            dir: self.dir.clone(),
+            events: self.events.clone(),
+            sem: self.sem.clone(),
+        };
+        self.downloads.insert(index, self.rt.spawn(task.run()));
+        if let Some(r) = self.reports.get_mut(index) {
+            r.mode = Mode::Full;
+        }
+    }
+
     /// zstd:chunked: fetch the TOC, plan which files the store has, fetch
     /// only the other ranges and rebuild the tar from both. `None` when
     /// nothing can be reused (the caller downloads the whole blob).
@@ -976,7 +995,6 @@ impl<'a> RegistrySource<'a> {
         let what = format!("{}: blob {}", remote.shown, desc.digest);
         let hex = desc.digest.trim_start_matches("sha256:").to_string();
         let odesc = Remote::oci_desc(desc);
-        let received_before = remote.received.load(Ordering::Relaxed);
         let toc_bytes = self
             .rt
             .block_on(remote.fetch_range(&odesc, loc.range(), &what))?;
@@ -994,15 +1012,7 @@ impl<'a> RegistrySource<'a> {
         }
         if plan.reused_files == 0 {
             tracing::info!("{what}: no file of this layer is stored; downloading it whole");
-            let task = Download {
-                remote: remote.clone(),
-                desc: desc.clone(),
-                index,
-                dir: self.dir.clone(),
-                events: self.events.clone(),
-                sem: self.sem.clone(),
-            };
-            self.downloads.insert(index, self.rt.spawn(task.run()));
+            self.start_download(index, desc);
             return Ok(None);
         }
         self.events.as_ref()(&Event::LayerStart {
@@ -1047,7 +1057,7 @@ impl<'a> RegistrySource<'a> {
         let fetched = std::io::BufReader::with_capacity(1 << 20, File::open(&path)?);
         self.finished.push(path);
         if let Some(r) = self.reports.get_mut(index) {
-            r.downloaded = remote.received.load(Ordering::Relaxed) - received_before;
+            r.downloaded = got;
             r.mode = Mode::Partial;
         }
         Ok(Some(LayerStream::Uncompressed(Box::new(reassemble(
@@ -1118,25 +1128,23 @@ impl ImageSource for RegistrySource<'_> {
         _diff_id: &str,
     ) -> anyhow::Result<LayerStream<'_>> {
         if let Some(loc) = self.chunked.remove(&index) {
-            if let Some(stream) = self.partial(index, desc, &loc)? {
-                return Ok(stream);
+            match self.partial(index, desc, &loc) {
+                Ok(Some(stream)) => return Ok(stream),
+                Ok(None) => {}
+                // The whole blob is verified by its digest, so it is always a
+                // safe fallback (a registry without range support, a bad TOC).
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: partial fetch failed, downloading the whole layer: {e:#}",
+                        desc.digest
+                    );
+                    self.start_download(index, desc);
+                }
             }
         }
-        let handle = match self.downloads.remove(&index) {
-            Some(h) => h,
-            None => {
-                // Not foreseen as missing (e.g. removed by gc meanwhile).
-                let task = Download {
-                    remote: self.remote.clone(),
-                    desc: desc.clone(),
-                    index,
-                    dir: self.dir.clone(),
-                    events: self.events.clone(),
-                    sem: self.sem.clone(),
-                };
-                self.rt.spawn(task.run())
-            }
-        };
+        // Not foreseen as missing (e.g. removed by gc meanwhile): start it now.
+        self.start_download(index, desc);
+        let handle = self.downloads.remove(&index).expect("download started");
         let d = self.rt.block_on(handle)??;
         if let Some(r) = self.reports.get_mut(index) {
             r.downloaded = d.received;
