@@ -16,4 +16,5 @@ scripts/fuzz.sh 30 # every parser of outside data, 30 s each (fuzz/, issue 6)
 cargo build -p unistore-cli
 cargo build -p unistore-ostree-ext-check # next to unistore; a separate build keeps its features out of unistore
 tests/fixtures/build-fixtures.sh
+tests/registry/build-registry-fixtures.sh # registry storage for the pull tests (issue 8)
 cargo test -p unistore-integration-tests --test integration -- --test-threads=1
