@@ -52,8 +52,8 @@ else
 fi
 
 echo "ensuring registry fixtures..." >&2
-bash tests/registry/build-registry-fixtures.sh >&2
-RF=${UNISTORE_REGISTRY_FIXTURES:-/var/tmp/unistore-registry-fixtures}
+RF=$(bash tests/registry/build-registry-fixtures.sh | sed -n 's/^REGISTRY_FIXTURES_DIR=//p')
+[[ -n $RF && -f $RF/registry.env ]] || { echo "building the registry fixtures failed" >&2; exit 1; }
 FIX=${UNISTORE_FIXTURES:-/var/tmp/unistore-fixtures}
 # shellcheck disable=SC1091
 . "$RF/registry.env"

@@ -3,7 +3,8 @@
 # offline and idempotently (cached; a stamp covers this script, the registry
 # starter and the image fixtures' stamp).
 #
-# Output ($UNISTORE_REGISTRY_FIXTURES, default /var/tmp/unistore-registry-fixtures):
+# Output: $UNISTORE_REGISTRY_FIXTURES (default /var/tmp/unistore-registry)/<version>/,
+# printed last on stdout as REGISTRY_FIXTURES_DIR=<dir>:
 #   open/        docker-registry filesystem storage, no auth:
 #                  fixture/{base,derived,app}:gzip          gzip layers (OCI)
 #                  fixture/{base,derived,app}:zstd-chunked  zstd:chunked layers (OCI); the
@@ -34,9 +35,9 @@ die() { printf '[registry-fixtures] ERROR: %s\n' "$*" >&2; exit 1; }
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 ROOT=$(readlink -f "$HERE/../..")
-OUT=$(realpath -m "${UNISTORE_REGISTRY_FIXTURES:-/var/tmp/unistore-registry-fixtures}")
-case "$OUT" in
-  / | /root | /home | /tmp | /var | /var/tmp | /usr | /etc) die "refusing to use '$OUT'" ;;
+BASE=$(realpath -m "${UNISTORE_REGISTRY_FIXTURES:-/var/tmp/unistore-registry}")
+case "$BASE" in
+  / | /root | /home | /tmp | /var | /var/tmp | /usr | /etc) die "refusing to use '$BASE'" ;;
 esac
 REG_USER=unistore
 REG_PASS=s3cret-pass
@@ -52,16 +53,30 @@ FIX=$(realpath -m "${UNISTORE_FIXTURES:-/var/tmp/unistore-fixtures}")
 # shellcheck disable=SC1091
 . "$FIX/fixtures.env"
 
-mkdir -p "$(dirname "$OUT")"
-exec 9>"$OUT.lock"
-flock 9
-
+# One directory per version of this script (and of the image fixtures):
+# checkouts at different commits (concurrent sessions) never rebuild each
+# other's fixtures under a running test. Versions unused for 2 days are removed.
 STAMP_WANT="$(cat "$HERE/build-registry-fixtures.sh" "$HERE/start-registry.sh" "$FIX/stamp" | sha256sum | cut -d' ' -f1)"
+OUT=$BASE/${STAMP_WANT:0:16}
+mkdir -p "$BASE"
+exec 9>"$BASE/.lock"
+flock 9
+done_msg() {
+  touch "$OUT/stamp" # last use, for the clean-up of old versions
+  echo "REGISTRY_FIXTURES_DIR=$OUT"
+}
 if [[ ${UNISTORE_FIXTURES_FORCE:-0} != 1 && -f $OUT/stamp && "$(cat "$OUT/stamp")" == "$STAMP_WANT" &&
   -f $OUT/registry.env && -d $OUT/open/docker && -d $OUT/auth/docker ]]; then
-  echo "registry fixtures up to date ($OUT)"
+  echo "registry fixtures up to date ($OUT)" >&2
+  done_msg
   exit 0
 fi
+for old in "$BASE"/*/; do
+  old=${old%/}
+  [[ $old != "$OUT" && -f $old/.unistore-registry-fixtures && -n $(find "$old/stamp" -mtime +2 2>/dev/null) ]] || continue
+  log "removing $old (unused for 2 days)"
+  rm -rf "$old"
+done
 
 REG_PID=
 PODMAN_DIR=
@@ -270,3 +285,4 @@ mv "$ENV" "$OUT/registry.env"
 rm -rf "$WORK"
 echo "$STAMP_WANT" >"$OUT/stamp"
 log "done: $OUT ($(du -sh "$OUT" | cut -f1))"
+done_msg

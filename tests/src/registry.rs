@@ -110,9 +110,19 @@ pub fn registry_fixtures() -> &'static RegFixtures {
             stdout(&out),
             stderr(&out)
         );
-        let dir = std::env::var_os("UNISTORE_REGISTRY_FIXTURES")
+        // The script's last line names the directory of this version's fixtures.
+        let dir = stdout(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("REGISTRY_FIXTURES_DIR="))
+            .next_back()
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/tmp/unistore-registry-fixtures"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} printed no REGISTRY_FIXTURES_DIR=: {}",
+                    script.display(),
+                    stdout(&out)
+                )
+            });
         let env_file = dir.join("registry.env");
         let out = run(Command::new("bash")
             .arg("-c")
