@@ -16,7 +16,7 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// A source reference uses a transport we do not implement.
-    #[error("transport `{transport}` is not supported yet (supported: oci:, oci-archive:, docker-archive:, containers-storage:)")]
+    #[error("transport `{transport}` is not supported yet (supported: oci:, oci-archive:, docker-archive:, containers-storage:, docker://)")]
     UnsupportedTransport {
         /// The transport name as given.
         transport: String,

@@ -943,8 +943,12 @@ fn corrupt_config_missing_diff_id() {
 #[test]
 fn unsupported_and_unknown_transports_fail_cleanly() {
     let store = store_with_base();
-    let out = assert_import_fails_cleanly(&store, "docker://x/y", &["not supported yet"]);
-    assert!(stderr(&out).contains("docker"), "{}", stderr(&out));
+    // docker:// is a registry pull (tests/src/pull.rs); these are known
+    // transports unistore does not read.
+    let out = assert_import_fails_cleanly(&store, "docker-daemon:x/y:1", &["not supported yet"]);
+    assert!(stderr(&out).contains("docker-daemon"), "{}", stderr(&out));
+    let out = assert_import_fails_cleanly(&store, "dir:/tmp/x", &["not supported yet"]);
+    assert!(stderr(&out).contains("dir"), "{}", stderr(&out));
     let out = assert_import_fails_cleanly(&store, "foo:bar", &["foo"]);
     eprintln!("foo:bar: {}", stderr(&out).trim());
     let out = assert_import_fails_cleanly(
