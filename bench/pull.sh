@@ -61,7 +61,7 @@ FIX=${UNISTORE_FIXTURES:-/var/tmp/unistore-fixtures}
 . "$FIX/fixtures.env"
 
 WORK=$(mktemp -d /var/tmp/unistore-bench-pull.XXXXXX)
-REG_PID= PROXY_PID=
+REG_PID='' PROXY_PID=''
 unmount_below() {
   awk -v p="$1" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
@@ -189,7 +189,8 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 col() { awk -v c="$1" -v t="$2" -v k="$3" '$1 == c && $2 == t { print $k }' "$RESULTS"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 blob_bytes() { # repo:tag -> manifest + config + layers
-  local d=REG_DIGEST_$(tr -c 'A-Za-z0-9\n' '_' <<<"${1/:/__}" | tr 'a-z' 'A-Z')
+  local d
+  d=REG_DIGEST_$(tr -c 'A-Za-z0-9\n' '_' <<<"${1/:/__}" | tr 'a-z' 'A-Z')
   local m=$REG_OPEN_DIR/docker/registry/v2/blobs/sha256/${!d:7:2}/${!d#sha256:}/data
   echo $(($(stat -c %s "$m") + $(jq '.config.size + ([.layers[].size] | add)' "$m")))
 }

@@ -156,7 +156,7 @@ UPDATE2_ID=$(pm image inspect --format '{{.Id}}' localhost/unistore-fixture/upda
 unmount_below "$PODMAN_DIR"
 unmount_below "$PODMAN_RUN"
 rm -rf "$PODMAN_DIR" "$PODMAN_RUN"
-PODMAN_DIR= PODMAN_RUN=
+PODMAN_DIR='' PODMAN_RUN=''
 
 # ---------------------------------------------------------- the multi-arch index
 # An OCI layout whose index.json points at an image index: app for linux/amd64,

@@ -17,7 +17,7 @@ die() { printf 'start-registry: %s\n' "$*" >&2; exit 1; }
 DIR=$(realpath -m "$1")
 PORT=$2
 shift 2
-HTPASSWD= READONLY=false LOG=/dev/null
+HTPASSWD='' READONLY=false LOG=/dev/null
 while (($#)); do
   case $1 in
     --htpasswd) HTPASSWD=$(realpath "$2"); shift 2 ;;
