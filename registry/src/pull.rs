@@ -428,11 +428,11 @@ fn classify(what: &str, e: OciDistributionError) -> RegistryError {
         E::ServerError {
             code: 401 | 403, ..
         } => RegistryError::Auth(format!("{what}: {text}")),
-        E::DigestError(d) => RegistryError::DigestMismatch {
-            what: what.to_string(),
-            expected: String::new(),
-            actual: d.to_string(),
-        },
+        // oci-client's own check (body vs Docker-Content-Digest header or
+        // the digest asked for); its message carries both digests.
+        E::DigestError(d) => {
+            RegistryError::Transport(what.to_string(), format!("digest mismatch: {d}"))
+        }
         _ => RegistryError::Transport(what.to_string(), format!("{text}{}", source_chain(&e))),
     }
 }
@@ -892,7 +892,7 @@ impl Download {
                     let _ = fs::remove_file(&partial);
                     return Err(RegistryError::Transport(
                         what,
-                        format!("registry sent more than the {size} bytes the manifest says"),
+                        format!("size mismatch: the registry sent more than the {size} bytes the manifest says (corrupt or tampered blob)"),
                     )
                     .into());
                 }
@@ -940,7 +940,7 @@ impl Download {
             if len != size {
                 return Err(RegistryError::Transport(
                     what,
-                    format!("blob ended after {len} of {size} bytes"),
+                    format!("size mismatch: blob ended after {len} of {size} bytes"),
                 )
                 .into());
             }

@@ -123,7 +123,8 @@ pub fn fsck(store: &Store, repair: bool) -> anyhow::Result<FsckReport> {
     let mut present: HashSet<String> = HashSet::new();
     let mut corrupt: HashSet<String> = HashSet::new();
     // 1. objects
-    for sub in fs::read_dir(&objdir)?.flatten() {
+    // A store no import has written to yet has no objects directory.
+    for sub in crate::repo::read_dir_if_exists(&objdir)?.flatten() {
         let d = sub.file_name().to_string_lossy().into_owned();
         if d.len() != 2 || !sub.file_type()?.is_dir() {
             continue;

@@ -263,7 +263,8 @@ pub fn gc_locked(store: &Store, dry_run: bool) -> anyhow::Result<GcReport> {
     // Sweep objects.
     let objdir = store.root().join(REPO_DIR).join("objects");
     let mut removed = HashSet::new();
-    for sub in fs::read_dir(&objdir)?.flatten() {
+    // A store no import has written to yet has no objects directory.
+    for sub in crate::repo::read_dir_if_exists(&objdir)?.flatten() {
         let dname = sub.file_name().to_string_lossy().into_owned();
         if dname.len() != 2 || !sub.file_type()?.is_dir() {
             continue;

@@ -373,6 +373,17 @@ pub(crate) fn now() -> String {
     rfc3339_now()
 }
 
+/// `read_dir`, with a missing directory read as empty.
+pub(crate) fn read_dir_if_exists(
+    dir: &Path,
+) -> std::io::Result<impl Iterator<Item = std::io::Result<fs::DirEntry>>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => Ok(Some(rd).into_iter().flatten()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None.into_iter().flatten()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
