@@ -73,6 +73,35 @@ impl ClientEnv {
     }
 }
 
+/// Words one of which an authentication failure's message must contain.
+const AUTH_ERROR_WORDS: &[&str] = &[
+    "auth",
+    "401",
+    "unauthorized",
+    "credential",
+    "denied",
+    "login",
+];
+
+/// Pull fixture/derived:gzip again after an interrupted pull: it completes,
+/// is the right image and reads back bit-exact. Returns the report and the
+/// bytes the proxy forwarded for it.
+fn rerun_derived(
+    store: &TempStore,
+    env: &ClientEnv,
+    proxy: &Proxy,
+    reference: &str,
+) -> (Value, u64) {
+    proxy.reset();
+    let rep = pull_ok(store, env, &[], reference);
+    check_report(&rep, "fixture/derived:gzip", Some(proxy));
+    let rerun = proxy.bytes();
+    let id = fixtures().get("FIXTURE_DERIVED_ID");
+    assert_eq!(rep["Id"].as_str(), Some(id));
+    store.assert_layers_bit_exact(id, &registry_diff_ids("fixture/derived:gzip"));
+    (rep, rerun)
+}
+
 /// `unistore --store S pull ARGS... REF`, not yet run.
 fn pull_cmd(store: &TempStore, env: &ClientEnv, args: &[&str], reference: &str) -> Command {
     let mut c = store.cmd(["pull"]);
@@ -877,14 +906,7 @@ fn pull_auth_without_credentials_fails_cleanly() {
         &env,
         &["--tls-verify=false"],
         &format!("docker://{}/private/app:1", reg.addr()),
-        &[
-            "auth",
-            "401",
-            "unauthorized",
-            "credential",
-            "denied",
-            "login",
-        ],
+        AUTH_ERROR_WORDS,
         true,
     );
 }
@@ -906,14 +928,7 @@ fn pull_auth_wrong_credentials_fails_cleanly() {
             &env,
             &["--tls-verify=false", "--creds", &creds],
             &r,
-            &[
-                "auth",
-                "401",
-                "unauthorized",
-                "credential",
-                "denied",
-                "login",
-            ],
+            AUTH_ERROR_WORDS,
             true,
         );
     }
@@ -938,14 +953,7 @@ fn pull_auth_wrong_credentials_fails_cleanly() {
             &authfile.to_string_lossy(),
         ],
         &r,
-        &[
-            "auth",
-            "401",
-            "unauthorized",
-            "credential",
-            "denied",
-            "login",
-        ],
+        AUTH_ERROR_WORDS,
         true,
     );
 }
@@ -1220,7 +1228,6 @@ fn fresh_derived_bytes(env: &ClientEnv, proxy: &Proxy) -> u64 {
 #[test]
 fn pull_registry_cut_mid_pull_fails_cleanly_and_rerun_resumes() {
     prerequisites();
-    let fx = fixtures();
     let env = ClientEnv::new();
     let reg = Registry::open();
     let proxy = Proxy::new(&reg);
@@ -1245,18 +1252,10 @@ fn pull_registry_cut_mid_pull_fails_cleanly_and_rerun_resumes() {
 
     // The registry is back: the re-run completes and downloads less.
     proxy.revive();
-    proxy.reset();
-    let rep = pull_ok(&store, &env, &[], &reference);
-    check_report(&rep, "fixture/derived:gzip", Some(&proxy));
-    let rerun = proxy.bytes();
+    let (rep, rerun) = rerun_derived(&store, &env, &proxy, &reference);
     eprintln!(
         "fresh pull {fresh} bytes; cut after {before_cut}; re-run {rerun} bytes; modes {:?}",
         modes(&rep)
-    );
-    assert_eq!(rep["Id"].as_str(), Some(fx.get("FIXTURE_DERIVED_ID")));
-    store.assert_layers_bit_exact(
-        fx.get("FIXTURE_DERIVED_ID"),
-        &registry_diff_ids("fixture/derived:gzip"),
     );
     assert!(
         rerun < fresh,
@@ -1330,7 +1329,6 @@ fn wait_bounded(mut child: std::process::Child, limit: Duration) -> (Output, boo
 #[test]
 fn pull_sigkill_mid_pull_leaves_no_image_and_rerun_completes() {
     prerequisites();
-    let fx = fixtures();
     let env = ClientEnv::new();
     let reg = Registry::open();
     let proxy = Proxy::new(&reg);
@@ -1359,18 +1357,10 @@ fn pull_sigkill_mid_pull_leaves_no_image_and_rerun_completes() {
     check_unchanged(&store, &before, false, "after SIGKILL of the pull");
 
     proxy.throttle(0);
-    proxy.reset();
-    let rep = pull_ok(&store, &env, &[], &reference);
-    check_report(&rep, "fixture/derived:gzip", Some(&proxy));
-    let rerun = proxy.bytes();
+    let (rep, rerun) = rerun_derived(&store, &env, &proxy, &reference);
     eprintln!(
         "fresh {fresh}; SIGKILL after {killed_at}; re-run {rerun}; modes {:?}",
         modes(&rep)
-    );
-    assert_eq!(rep["Id"].as_str(), Some(fx.get("FIXTURE_DERIVED_ID")));
-    store.assert_layers_bit_exact(
-        fx.get("FIXTURE_DERIVED_ID"),
-        &registry_diff_ids("fixture/derived:gzip"),
     );
     assert!(
         rerun < fresh,
