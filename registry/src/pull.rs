@@ -190,7 +190,7 @@ pub fn pull(
     let mut remote = None;
     'outer: for (name, suffix) in &candidates {
         for ep in conf.endpoints(name, suffix)? {
-            match rt.block_on(Remote::connect(&ep, name, opts, &auth_files)) {
+            match rt.block_on(Remote::connect(&ep, name, suffix, opts, &auth_files)) {
                 Ok(r) => {
                     remote = Some(r);
                     break 'outer;
@@ -484,6 +484,7 @@ impl Remote {
     async fn connect(
         ep: &Endpoint,
         name: &str,
+        suffix: &str,
         opts: &PullOptions,
         auth_files: &[PathBuf],
     ) -> anyhow::Result<Remote> {
@@ -502,22 +503,12 @@ impl Remote {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
         };
-        let suffix = ep
-            .reference
-            .strip_prefix(&format!("{host}/{}", reference.repository()))
-            .unwrap_or("");
-        let user_ref = format!("{name}{}", {
-            let (_, s) = split_suffix(&ep.reference);
-            if s.is_empty() {
-                suffix
-            } else {
-                s
-            }
-        });
-        let names = if user_ref.contains('@') {
+        // The image is named after the user's reference, not a mirror's; a
+        // pull by digest names nothing.
+        let names = if suffix.starts_with('@') {
             Vec::new()
         } else {
-            vec![user_ref]
+            vec![format!("{name}{suffix}")]
         };
         // Secure: HTTPS only. Insecure: HTTPS without verification, then HTTP.
         let protocols: Vec<(ClientProtocol, bool)> = if insecure {
