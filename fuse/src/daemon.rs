@@ -24,6 +24,9 @@ pub struct MountOptions {
     pub suid: bool,
     /// Let device nodes in the views be opened (default: `nodev`).
     pub dev: bool,
+    /// Have the kernel enforce POSIX ACLs stored in images (`acl`; default
+    /// `noacl`): see [`crate::fs::UnistoreFs::with_acl`].
+    pub acl: bool,
 }
 
 impl Default for MountOptions {
@@ -35,6 +38,7 @@ impl Default for MountOptions {
             verify: false,
             suid: false,
             dev: false,
+            acl: false,
         }
     }
 }
@@ -158,7 +162,9 @@ pub fn serve(
     clear_stale_mount(mnt)?;
     crate::sys::limit_malloc_arenas();
     let store = Store::open(store_root)?;
-    let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?.with_verify(opts.verify);
+    let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?
+        .with_verify(opts.verify)
+        .with_acl(opts.acl);
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(store_root.display().to_string()),

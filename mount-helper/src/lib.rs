@@ -32,7 +32,7 @@ pub enum ParseError {
     #[error("usage: mount.fuse.unistore STORE MOUNTPOINT [-o OPTIONS]")]
     Usage,
     /// An option we do not know.
-    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, threads=, verify=, and the generic fstab options)")]
+    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, threads=, verify=, suid, dev, acl, and the generic fstab options)")]
     Unknown(String),
     /// An option with a bad value.
     #[error("bad value for mount option `{0}`: {1}")]
@@ -139,7 +139,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
             Some((k, _)) if k.starts_with("x-") || k == "comment" => {}
             None if o == "rw" => return Err(ParseError::ReadWrite),
             // Passed to the daemon: it mounts nosuid,nodev unless told otherwise.
-            None if matches!(o, "suid" | "nosuid" | "dev" | "nodev") => {
+            None if matches!(o, "suid" | "nosuid" | "dev" | "nodev" | "acl" | "noacl") => {
                 inv.daemon_options.push(o.to_string())
             }
             None if ACCEPTED.contains(&o) => {}
@@ -186,8 +186,10 @@ mod tests {
                 &["--store", "/s", "mount", "/m"],
             ),
             (
-                &["/s", "/m", "-o", "ro,suid,nodev"],
-                &["--store", "/s", "mount", "/m", "-o", "suid", "-o", "nodev"],
+                &["/s", "/m", "-o", "ro,suid,nodev,acl"],
+                &[
+                    "--store", "/s", "mount", "/m", "-o", "suid", "-o", "nodev", "-o", "acl",
+                ],
             ),
             (
                 &[

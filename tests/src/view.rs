@@ -1314,6 +1314,78 @@ impl ViewPodman {
     }
 }
 
+/// ACL policy. Default (`noacl`): asking for an ACL a file does not have
+/// fails with ENOTSUP, so `ls -l` learns once per device that there are none
+/// (a cold `ls -lR` made one GETXATTR round trip per entry before); with
+/// `-o acl` the kernel enforces ACLs and the answer is "none" (ENODATA).
+/// Either way the kernel still enforces owner, group and mode for every user.
+#[test]
+fn view_acl_policy() {
+    use std::os::unix::process::CommandExt as _;
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    for (opts, want, what) in [
+        (&[][..], 95, "ENOTSUP (default noacl)"),
+        (&["acl"][..], 61, "ENODATA (-o acl)"),
+    ] {
+        let m = ViewMount::new(&store, opts);
+        let owner = m
+            .path()
+            .join("images")
+            .join(DERIVED)
+            .join("srv/fixture/owner");
+        // 0640 65534:65534
+        let f = owner.join("nobody");
+        let mut buf = [0u8; 256];
+        for name in ["system.posix_acl_access", "system.posix_acl_default"] {
+            let target = if name.ends_with("default") {
+                &owner
+            } else {
+                &f
+            };
+            let got = rustix::fs::lgetxattr(target, name, &mut buf).map_err(|e| e.raw_os_error());
+            assert_eq!(
+                got,
+                Err(want),
+                "{name} of {} with {opts:?}: want {what}",
+                target.display()
+            );
+        }
+        let ls = run_ok(Command::new("ls").arg("-l").arg(&owner));
+        assert!(
+            stdout(&ls).contains("nobody"),
+            "ls -l {}: {}",
+            owner.display(),
+            stdout(&ls)
+        );
+        let cat_as = |uid: u32, gid: u32| {
+            Command::new("cat")
+                .arg(&f)
+                .uid(uid)
+                .gid(gid)
+                .output()
+                .expect("cat")
+                .status
+                .success()
+        };
+        assert!(
+            cat_as(65534, 65534),
+            "the owner cannot read {} ({opts:?})",
+            f.display()
+        );
+        assert!(
+            cat_as(1000, 65534),
+            "the group cannot read {} ({opts:?})",
+            f.display()
+        );
+        assert!(
+            !cat_as(1000, 1000),
+            "others can read 0640 {} ({opts:?})",
+            f.display()
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 6. Read-only
 
