@@ -137,7 +137,7 @@ pub enum Cmd {
         /// Stay attached (for systemd); default is to run the daemon in the background.
         #[arg(long)]
         foreground: bool,
-        /// Mount options: passthrough=auto|on|off, threads=N, verify=on|off, suid, dev, acl (default nosuid,nodev,noacl); comma-separated, repeatable.
+        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl (default nosuid,nodev,noacl); comma-separated, repeatable.
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
         /// Views to show: all, or containers-storage, ostree, images joined with `+`.
@@ -743,6 +743,14 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
             }
+            Some(("uring", v)) => {
+                o.uring = match v {
+                    "auto" => unistore_fuse::Passthrough::Auto,
+                    "on" => unistore_fuse::Passthrough::On,
+                    "off" => unistore_fuse::Passthrough::Off,
+                    _ => anyhow::bail!("uring must be auto, on or off, not `{v}`"),
+                }
+            }
             Some(("verify", v)) => {
                 o.verify = match v {
                     "on" => true,
@@ -751,7 +759,7 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
                 }
             }
             _ => anyhow::bail!(
-                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, verify=on|off, suid, nosuid, dev, nodev, acl, noacl)"
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl)"
             ),
         }
     }

@@ -27,6 +27,8 @@ pub struct MountOptions {
     /// Have the kernel enforce POSIX ACLs stored in images (`acl`; default
     /// `noacl`): see [`crate::fs::UnistoreFs::with_acl`].
     pub acl: bool,
+    /// FUSE over io_uring (`uring=auto|on|off`): see [`crate::fs::UnistoreFs::with_uring`].
+    pub uring: Passthrough,
 }
 
 impl Default for MountOptions {
@@ -39,6 +41,7 @@ impl Default for MountOptions {
             suid: false,
             dev: false,
             acl: false,
+            uring: Passthrough::Auto,
         }
     }
 }
@@ -164,7 +167,8 @@ pub fn serve(
     let store = Store::open(store_root)?;
     let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?
         .with_verify(opts.verify)
-        .with_acl(opts.acl);
+        .with_acl(opts.acl)
+        .with_uring(opts.uring);
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(store_root.display().to_string()),
@@ -188,6 +192,10 @@ pub fn serve(
     ];
     config.acl = SessionACL::All;
     config.n_threads = Some(opts.threads.max(1));
+    if opts.uring != Passthrough::Off {
+        config.io_uring_depth = crate::fs::URING_DEPTH;
+        config.io_uring_payload = crate::fs::URING_PAYLOAD as usize;
+    }
     let mut session = fuser::Session::new(fs, mnt, &config)
         .with_context(|| format!("mounting {}", mnt.display()))?;
     watch_catalog(store_root, session.notifier());

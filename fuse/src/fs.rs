@@ -41,6 +41,12 @@ pub const VIEW_ROOT_TTL: Duration = Duration::from_secs(1);
 /// passthrough costs an open, an fstat and two ioctls. Larger files use
 /// passthrough when active (large reads and mmap at native speed).
 pub const CACHED_MAX: u64 = 128 << 10;
+
+/// Entries per FUSE-over-io_uring queue (one queue per CPU).
+pub const URING_DEPTH: usize = 2;
+/// Payload buffer of each ring entry, and the connection's `max_write`
+/// (the views are read-only; reads are at most `max_readahead`, also 1 MiB).
+pub const URING_PAYLOAD: u32 = 1 << 20;
 /// How often (at most) requests check whether the catalog changed. Zero: a
 /// lookup or readdir in a catalog-derived directory always compares the
 /// catalog's stamp (one `stat`), so whatever `unistore import/tag/rmi` has
@@ -79,6 +85,8 @@ pub struct UnistoreFs {
     views: ViewSet,
     /// `FUSE_POSIX_ACL` is asked for (mount option `acl`).
     acl: bool,
+    /// FUSE over io_uring policy (mount option `uring`).
+    uring: Passthrough,
     /// `verify=on`: objects whose digest was checked before first use.
     verified: Option<RwLock<std::collections::HashSet<String>>>,
 }
@@ -161,12 +169,12 @@ impl UnistoreFs {
             views,
             verified: None,
             acl: false,
+            uring: Passthrough::Off,
         };
         fs.refresh(true)?;
         Ok(fs)
     }
 
-    /// Check each object's digest before serving it the first time (`verify=on`).
     /// `acl`: negotiate `FUSE_POSIX_ACL`, so that the kernel enforces ACLs
     /// stored in images and caches each inode's ACL answer. The price: the
     /// kernel asks for every inode's ACL once per inode lifetime (after a
@@ -183,6 +191,19 @@ impl UnistoreFs {
         self
     }
 
+    /// FUSE over io_uring (Linux 6.14+, when
+    /// `/sys/module/fuse/parameters/enable_uring` is `Y`): the kernel queues
+    /// each request on a ring of the CPU it was made on, served by a daemon
+    /// thread pinned to that CPU, instead of waking a `/dev/fuse` reader on
+    /// whichever CPU it sleeps (measured: a warm `cat` of 23k small files
+    /// takes about half as long when reader and daemon share a CPU). `Auto`
+    /// uses it when the kernel offers it, `On` fails the mount otherwise.
+    pub fn with_uring(mut self, uring: Passthrough) -> Self {
+        self.uring = uring;
+        self
+    }
+
+    /// Check each object's digest before serving it the first time (`verify=on`).
     pub fn with_verify(mut self, on: bool) -> Self {
         self.verified = on.then(|| RwLock::new(Default::default()));
         self
@@ -682,6 +703,22 @@ impl Filesystem for UnistoreFs {
             if config.add_capabilities(cap).is_err() {
                 tracing::debug!(?cap, "kernel does not offer");
             }
+        }
+        if self.uring != Passthrough::Off {
+            let ok = config
+                .add_capabilities(InitFlags::FUSE_OVER_IO_URING)
+                .is_ok()
+                && config.set_max_write(URING_PAYLOAD).is_ok();
+            if !ok && self.uring == Passthrough::On {
+                return Err(std::io::Error::other(
+                    "kernel does not offer FUSE over io_uring (is /sys/module/fuse/parameters/enable_uring Y?)",
+                ));
+            }
+            tracing::info!(
+                uring = ok,
+                "FUSE over io_uring {}",
+                if ok { "negotiated" } else { "not offered" }
+            );
         }
         if self.passthrough != Passthrough::Off {
             let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()

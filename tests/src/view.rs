@@ -841,16 +841,87 @@ pub(crate) fn assert_dump_has(dump: &BTreeMap<String, String>, path: &str, parts
     }
 }
 
+/// `/sys/module/fuse/parameters/enable_uring` set to `Y` while alive, restored
+/// when dropped (the kernel offers FUSE over io_uring only then).
+struct UringEnabled(Option<String>);
+
+impl UringEnabled {
+    const PARAM: &'static str = "/sys/module/fuse/parameters/enable_uring";
+
+    fn new() -> UringEnabled {
+        let old = fs::read_to_string(Self::PARAM).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} — this kernel has no FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING)",
+                Self::PARAM
+            )
+        });
+        fs::write(Self::PARAM, "Y").unwrap_or_else(|e| panic!("enabling {}: {e}", Self::PARAM));
+        UringEnabled(Some(old.trim().to_string()))
+    }
+}
+
+impl Drop for UringEnabled {
+    fn drop(&mut self) {
+        if let Some(old) = self.0.take() {
+            let _ = fs::write(Self::PARAM, old);
+        }
+    }
+}
+
+/// Names of the threads of process `pid`.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The tree a container sees, through both of the daemon's transports:
+/// `/dev/fuse` (`uring=off`) and FUSE over io_uring (`uring=on`, one ring per
+/// CPU: every request of `podman run` and of the dump goes through the rings).
 #[test]
 fn view_container_tree_equals_native_container_tree() {
     prerequisites();
     let store = store_with(&[DERIVED, APP]);
-    let m = ViewMount::new(&store, &[]);
-    let view = ViewPodman::new(&m);
     let native = native_podman(&[DERIVED, APP]);
+    let native_dumps: Vec<_> = [DERIVED, APP]
+        .into_iter()
+        .map(|img| (img, tree_dump(&|a| native.run_cmd(a[0], &a[1..]), img)))
+        .collect();
+    let _uring = UringEnabled::new();
+    for transport in ["uring=off", "uring=on"] {
+        let m = ViewMount::new(&store, &[transport]);
+        let rings = thread_names(m.pid)
+            .into_iter()
+            .filter(|t| t.starts_with("fuser-ring-"))
+            .count();
+        if transport == "uring=on" {
+            assert!(
+                rings > 0,
+                "uring=on: the daemon runs no ring queue thread ({:?})",
+                thread_names(m.pid)
+            );
+        } else {
+            assert_eq!(rings, 0, "uring=off: the daemon runs ring queue threads");
+        }
+        let view = ViewPodman::new(&m);
+        compare_container_trees(&native_dumps, &view, transport);
+    }
+}
 
-    for img in [DERIVED, APP] {
-        let n = tree_dump(&|a| native.run_cmd(a[0], &a[1..]), img);
+fn compare_container_trees(
+    native_dumps: &[(&str, BTreeMap<String, String>)],
+    view: &ViewPodman,
+    transport: &str,
+) {
+    for (img, n) in native_dumps {
+        let (img, n) = (*img, n);
         let v = tree_dump(&|a| view.run_cmd(a[0], &a[1..]), img);
         // The oracle must see what the fixture put there, or equality proves nothing.
         assert!(
@@ -898,11 +969,11 @@ fn view_container_tree_equals_native_container_tree() {
         } else {
             assert_dump_has(&n, "/app/run.sh", &["mode=755"]);
         }
-        let diff = listing_diff(&n, &v);
+        let diff = listing_diff(n, &v);
         assert!(
             diff.is_empty(),
-            "{img}: the container tree from the view differs from podman's native storage \
-             (removed = only native, added = only view, changed: native => view):\n{diff}"
+            "{img} ({transport}): the container tree from the view differs from podman's native \
+             storage (removed = only native, added = only view, changed: native => view):\n{diff}"
         );
     }
 }
