@@ -178,6 +178,7 @@ ROWS = [
 
 results = []
 doc = {
+    "transport": os.environ.get("TRANSPORT", "?"),
     "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "machine": platform.machine(),
              "loadavg_at_start": loadavg()},
@@ -511,7 +512,8 @@ for r in results:
 lines = []
 lines.append(f"unistore benchmark {doc['date']} — kernel {platform.release()}, {os.cpu_count()} CPUs; "
              f"load average {' '.join(doc['host']['loadavg_at_start'])} (start) "
-             f"{' '.join(doc['host']['loadavg_at_end'])} (end); git {doc['git']}")
+             f"{' '.join(doc['host']['loadavg_at_end'])} (end); git {doc['git']}; "
+             f"unistore FUSE transport: {doc.get('transport', '?')}")
 lines.append(f"median of {REPS} runs after a warm-up run; cell = median and ratio to native "
              f"(cs rows: to native-layers, podman's own diff dirs); last column: 1-min load")
 head = f"{'workload':<22} {'cache':<5} " + " ".join(f"{c[:14]:>14}" for c in cols) + "  load"

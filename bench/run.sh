@@ -20,7 +20,9 @@
 #                 over the same EROFS image and objects
 #
 # Environment: REPS (5), SMALL (20000), BIG_MB (1024), THREADS (daemon
-#   threads, default: the daemon's default), ROWS / VARIANTS (comma-separated
+#   threads, default: the daemon's default), URING (1: FUSE over io_uring,
+#   enabling /sys/module/fuse/parameters/enable_uring for the run; 0: /dev/fuse),
+#   ROWS / VARIANTS (comma-separated
 #   substrings selecting rows / variants, default all), SYSTEM=0 (skip the
 #   system-level rows), CACHE (/var/tmp/unistore-bench-cache), WORK
 #   (/var/tmp/unistore-bench-run; removed at the end unless KEEP=1; with
@@ -97,8 +99,11 @@ cleanup() {
     if { tr "\0" " " <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$WORK"; then kill -9 "$pid" 2>/dev/null; fi
   done
 }
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_WAS=$(cat "$URING_PARAM" 2>/dev/null || true)
 finish() {
   cleanup
+  [[ -z $URING_WAS ]] || echo "$URING_WAS" >"$URING_PARAM" 2>/dev/null
   [[ ${KEEP:-0} == 1 ]] || rm -rf "$WORK"
 }
 trap finish EXIT
@@ -170,6 +175,17 @@ export LAYERS
 log "mounting the variants"
 THREADS_OPT=()
 [[ -n ${THREADS:-} ]] && THREADS_OPT=(-o "threads=$THREADS")
+# FUSE over io_uring (docs/benchmarks.md): the kernel offers it only with
+# enable_uring=Y; restored at exit. URING=0 measures /dev/fuse instead.
+if [[ ${URING:-1} == 1 && -n $URING_WAS ]]; then
+  echo Y >"$URING_PARAM" || die "cannot enable FUSE over io_uring ($URING_PARAM)"
+  THREADS_OPT+=(-o uring=on)
+  export TRANSPORT="FUSE over io_uring"
+else
+  THREADS_OPT+=(-o uring=off)
+  export TRANSPORT="/dev/fuse"
+fi
+log "FUSE transport: $TRANSPORT"
 for pt in on off; do
   "${U[@]}" mount "$WORK/m-$pt" -o "passthrough=$pt" "${THREADS_OPT[@]}"
   pid=$(pgrep -f -- "--store $WORK/store mount $WORK/m-$pt --foreground" | head -1)

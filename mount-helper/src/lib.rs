@@ -32,7 +32,7 @@ pub enum ParseError {
     #[error("usage: mount.fuse.unistore STORE MOUNTPOINT [-o OPTIONS]")]
     Usage,
     /// An option we do not know.
-    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, threads=, verify=, suid, dev, acl, and the generic fstab options)")]
+    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, verify=, suid, dev, acl, and the generic fstab options)")]
     Unknown(String),
     /// An option with a bad value.
     #[error("bad value for mount option `{0}`: {1}")]
@@ -115,7 +115,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
                 }
                 inv.view = Some(v.to_string());
             }
-            Some(("passthrough", v)) => {
+            Some(("passthrough" | "uring", v)) => {
                 if !matches!(v, "auto" | "on" | "off") {
                     return Err(ParseError::BadValue(
                         o.into(),
@@ -196,7 +196,7 @@ mod tests {
                     "/s",
                     "/m",
                     "-o",
-                    "ro,view=containers-storage,passthrough=off",
+                    "ro,view=containers-storage,passthrough=off,uring=on",
                 ],
                 &[
                     "--store",
@@ -207,6 +207,8 @@ mod tests {
                     "containers-storage",
                     "-o",
                     "passthrough=off",
+                    "-o",
+                    "uring=on",
                 ],
             ),
             (
