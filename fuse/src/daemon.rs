@@ -77,7 +77,14 @@ fn unescape(s: &str) -> String {
 /// If `mnt` is a dead FUSE mount (daemon killed), detach it so it can be reused.
 pub fn clear_stale_mount(mnt: &Path) -> anyhow::Result<bool> {
     match std::fs::metadata(mnt) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+        // ENOTCONN; over FUSE-over-io_uring, the first requests after the
+        // daemon died may end with ECONNABORTED or ECANCELED instead.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED)
+            ) =>
+        {
             rustix::mount::unmount(mnt, rustix::mount::UnmountFlags::DETACH)
                 .with_context(|| format!("detaching stale mount {}", mnt.display()))?;
             tracing::warn!("detached stale mount at {}", mnt.display());
