@@ -931,32 +931,32 @@ fn compare_container_trees(
             "native dump of {img} has only {} paths",
             n.len()
         );
-        assert_dump_has(&n, "/bin/busybox", &["regular file", "sha256="]);
+        assert_dump_has(n, "/bin/busybox", &["regular file", "sha256="]);
         if img == DERIVED {
-            assert_dump_has(&n, "/srv/fixture/xattr/file", &["user.unistore.test=0x"]);
-            assert_dump_has(&n, "/srv/fixture/xattr/dir", &["user.unistore.dir=0x"]);
+            assert_dump_has(n, "/srv/fixture/xattr/file", &["user.unistore.test=0x"]);
+            assert_dump_has(n, "/srv/fixture/xattr/dir", &["user.unistore.dir=0x"]);
             assert_dump_has(
-                &n,
+                n,
                 "/srv/fixture/hardlink-third",
                 &["hardlink-of=/srv/fixture/a/hardlink-src", "nlink=3"],
             );
-            assert_dump_has(&n, "/srv/fixture/perm/setuid", &["mode=4755"]);
-            assert_dump_has(&n, "/srv/fixture/perm/sticky-dir", &["mode=1777"]);
-            assert_dump_has(&n, "/srv/fixture/special/char-null", &["rdev=1,3"]);
-            assert_dump_has(&n, "/srv/fixture/special/block-loop0", &["rdev=7,0"]);
-            assert_dump_has(&n, "/srv/fixture/special/fifo", &["fifo"]);
+            assert_dump_has(n, "/srv/fixture/perm/setuid", &["mode=4755"]);
+            assert_dump_has(n, "/srv/fixture/perm/sticky-dir", &["mode=1777"]);
+            assert_dump_has(n, "/srv/fixture/special/char-null", &["rdev=1,3"]);
+            assert_dump_has(n, "/srv/fixture/special/block-loop0", &["rdev=7,0"]);
+            assert_dump_has(n, "/srv/fixture/special/fifo", &["fifo"]);
             assert_dump_has(
-                &n,
+                n,
                 "/srv/fixture/owner/nobody",
                 &["mode=640", "owner=65534:65534"],
             );
             assert_dump_has(
-                &n,
+                n,
                 "/srv/fixture/links/dangling",
                 &["-> /nonexistent/dangling/target"],
             );
-            assert_dump_has(&n, "/srv/fixture/empty", &["size=0"]);
-            assert_dump_has(&n, "/usr/share/common-licenses/REPLACED", &["regular file"]);
+            assert_dump_has(n, "/srv/fixture/empty", &["size=0"]);
+            assert_dump_has(n, "/usr/share/common-licenses/REPLACED", &["regular file"]);
             for gone in [
                 "/etc/issue.net",
                 "/usr/share/zoneinfo/Antarctica",
@@ -969,7 +969,7 @@ fn compare_container_trees(
                 "native dump lacks the small files"
             );
         } else {
-            assert_dump_has(&n, "/app/run.sh", &["mode=755"]);
+            assert_dump_has(n, "/app/run.sh", &["mode=755"]);
         }
         let diff = listing_diff(n, &v);
         assert!(
