@@ -137,7 +137,7 @@ pub enum Cmd {
         /// Stay attached (for systemd); default is to run the daemon in the background.
         #[arg(long)]
         foreground: bool,
-        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl (default nosuid,nodev,noacl); comma-separated, repeatable.
+        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl, readdirplus (default nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable.
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
         /// Views to show: all, or containers-storage, ostree, images joined with `+`.
@@ -740,6 +740,8 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
             None if opt == "nodev" => o.dev = false,
             None if opt == "acl" => o.acl = true,
             None if opt == "noacl" => o.acl = false,
+            None if opt == "readdirplus" => o.readdirplus = true,
+            None if opt == "noreaddirplus" => o.readdirplus = false,
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
             }
@@ -759,7 +761,7 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
                 }
             }
             _ => anyhow::bail!(
-                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl)"
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl, readdirplus, noreaddirplus)"
             ),
         }
     }

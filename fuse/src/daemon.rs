@@ -29,6 +29,9 @@ pub struct MountOptions {
     pub acl: bool,
     /// FUSE over io_uring (`uring=auto|on|off`): see [`crate::fs::UnistoreFs::with_uring`].
     pub uring: Passthrough,
+    /// `READDIRPLUS` (`readdirplus`; default off): see
+    /// [`crate::fs::UnistoreFs::with_readdirplus`].
+    pub readdirplus: bool,
 }
 
 impl Default for MountOptions {
@@ -42,6 +45,7 @@ impl Default for MountOptions {
             dev: false,
             acl: false,
             uring: Passthrough::Auto,
+            readdirplus: false,
         }
     }
 }
@@ -175,7 +179,8 @@ pub fn serve(
     let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?
         .with_verify(opts.verify)
         .with_acl(opts.acl)
-        .with_uring(opts.uring);
+        .with_uring(opts.uring)
+        .with_readdirplus(opts.readdirplus);
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(store_root.display().to_string()),

@@ -32,7 +32,7 @@ pub enum ParseError {
     #[error("usage: mount.fuse.unistore STORE MOUNTPOINT [-o OPTIONS]")]
     Usage,
     /// An option we do not know.
-    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, verify=, suid, dev, acl, and the generic fstab options)")]
+    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, verify=, suid, dev, acl, readdirplus, and the generic fstab options)")]
     Unknown(String),
     /// An option with a bad value.
     #[error("bad value for mount option `{0}`: {1}")]
@@ -139,7 +139,18 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
             Some((k, _)) if k.starts_with("x-") || k == "comment" => {}
             None if o == "rw" => return Err(ParseError::ReadWrite),
             // Passed to the daemon: it mounts nosuid,nodev unless told otherwise.
-            None if matches!(o, "suid" | "nosuid" | "dev" | "nodev" | "acl" | "noacl") => {
+            None if matches!(
+                o,
+                "suid"
+                    | "nosuid"
+                    | "dev"
+                    | "nodev"
+                    | "acl"
+                    | "noacl"
+                    | "readdirplus"
+                    | "noreaddirplus"
+            ) =>
+            {
                 inv.daemon_options.push(o.to_string())
             }
             None if ACCEPTED.contains(&o) => {}

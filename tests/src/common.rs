@@ -806,3 +806,10 @@ pub fn base64_std(data: &[u8]) -> String {
     }
     s
 }
+
+/// Write back and drop the page cache (and the kernel's dentries and inodes):
+/// the next accesses to a view reach the FUSE daemon.
+pub fn drop_page_cache() {
+    let _ = Command::new("sync").status();
+    fs::write("/proc/sys/vm/drop_caches", "3").expect("dropping the page cache");
+}

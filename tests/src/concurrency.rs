@@ -20,13 +20,6 @@ const MAX_ROUNDS: usize = 25;
 /// Times base is removed and gc runs (base re-imported in between).
 const CHURN_ROUNDS: usize = 8;
 
-/// Write back and drop the page cache: the next reads of the view's files
-/// reach the FUSE daemon.
-fn drop_page_cache() {
-    let _ = Command::new("sync").status();
-    fs::write("/proc/sys/vm/drop_caches", "3").expect("dropping the page cache");
-}
-
 /// The readers' script (busybox sh). `$1`: minimum rounds. Each round
 /// checksums every regular file of /usr, /etc and /srv (sorted `sha256sum`
 /// lines, hashed) and prints `round N SUM AFTER`, AFTER being 1 when

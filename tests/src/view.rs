@@ -1459,6 +1459,55 @@ fn view_acl_policy() {
     }
 }
 
+/// `-o readdirplus` (listings carry attributes) and the default (a LOOKUP per
+/// entry) show the same trees: `ls -lR` with full timestamps, owners, sizes
+/// and link targets of the per-image view and the containers-storage view,
+/// each on a cold cache, then warm.
+#[test]
+fn view_readdirplus_on_and_off_list_the_same() {
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let listing = |m: &ViewMount| {
+        let mut out = Vec::new();
+        for round in 0..2 {
+            if round == 0 {
+                drop_page_cache();
+            }
+            for dir in [m.path().join("images").join(DERIVED), m.diff(DERIVED, 5)] {
+                let o = run_ok(
+                    Command::new("ls")
+                        .args(["-lRan", "--time-style=+%s.%N"])
+                        .arg(&dir)
+                        .current_dir(&dir),
+                );
+                out.push(stdout(&o).replace(&*m.path().to_string_lossy(), "MNT"));
+            }
+        }
+        out
+    };
+    let plain = ViewMount::new(&store, &[]);
+    let a = listing(&plain);
+    drop(plain);
+    let plus = ViewMount::new(&store, &["readdirplus"]);
+    let b = listing(&plus);
+    assert!(
+        a[0].lines().count() > 1000 && a[0].contains("hardlink-third"),
+        "the listing is too small to prove anything:\n{}",
+        &a[0][..a[0].len().min(2000)]
+    );
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if x != y {
+            let d: Vec<_> = x
+                .lines()
+                .zip(y.lines())
+                .filter(|(p, q)| p != q)
+                .take(10)
+                .collect();
+            panic!("listing {i}: default and -o readdirplus differ; first lines (default, readdirplus): {d:#?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 6. Read-only
 
