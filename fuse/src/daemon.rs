@@ -50,6 +50,14 @@ impl Default for MountOptions {
     }
 }
 
+/// The kernel's switch for FUSE over io_uring (off by default).
+const URING_PARAM: &str = "/sys/module/fuse/parameters/enable_uring";
+
+/// Whether the kernel offers FUSE over io_uring to new mounts.
+fn uring_enabled() -> bool {
+    std::fs::read_to_string(URING_PARAM).is_ok_and(|v| v.trim() == "Y")
+}
+
 /// Whether `mnt` is a FUSE mount point (fuser mounts with fstype `fuse`, source = store).
 pub fn is_mounted(mnt: &Path) -> bool {
     let Ok(canon) = std::fs::canonicalize(mnt).or_else(|_| Ok::<_, ()>(mnt.to_path_buf())) else {
@@ -175,11 +183,20 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     clear_stale_mount(mnt)?;
     crate::sys::limit_malloc_arenas();
+    let uring = match (opts.uring, uring_enabled()) {
+        (Passthrough::Off, _) => Passthrough::Off,
+        (_, true) => opts.uring,
+        (Passthrough::On, false) => anyhow::bail!(
+            "uring=on: the kernel does not offer FUSE over io_uring (needs Linux 6.14+ with \
+             CONFIG_FUSE_IO_URING, and `echo Y > {URING_PARAM}` as root)"
+        ),
+        (Passthrough::Auto, false) => Passthrough::Off,
+    };
     let store = Store::open(store_root)?;
     let fs = UnistoreFs::new(store, opts.passthrough, opts.views.clone())?
         .with_verify(opts.verify)
         .with_acl(opts.acl)
-        .with_uring(opts.uring)
+        .with_uring(uring)
         .with_readdirplus(opts.readdirplus);
     let mut config = Config::default();
     config.mount_options = vec![
@@ -204,7 +221,7 @@ pub fn serve(
     ];
     config.acl = SessionACL::All;
     config.n_threads = Some(opts.threads.max(1));
-    if opts.uring != Passthrough::Off {
+    if uring != Passthrough::Off {
         config.io_uring_depth = crate::fs::URING_DEPTH;
         config.io_uring_payload = crate::fs::URING_PAYLOAD as usize;
     }

@@ -851,13 +851,19 @@ impl UringEnabled {
     const PARAM: &'static str = "/sys/module/fuse/parameters/enable_uring";
 
     fn new() -> UringEnabled {
+        Self::set("Y")
+    }
+
+    /// The parameter set to `value` ("Y" or "N") while alive.
+    fn set(value: &str) -> UringEnabled {
         let old = fs::read_to_string(Self::PARAM).unwrap_or_else(|e| {
             panic!(
                 "{}: {e} — this kernel has no FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING)",
                 Self::PARAM
             )
         });
-        fs::write(Self::PARAM, "Y").unwrap_or_else(|e| panic!("enabling {}: {e}", Self::PARAM));
+        fs::write(Self::PARAM, value)
+            .unwrap_or_else(|e| panic!("setting {} to {value}: {e}", Self::PARAM));
         UringEnabled(Some(old.trim().to_string()))
     }
 }
@@ -896,6 +902,26 @@ fn view_container_tree_equals_native_container_tree() {
         .into_iter()
         .map(|img| (img, tree_dump(&|a| native.run_cmd(a[0], &a[1..]), img)))
         .collect();
+    {
+        // Kernel switch off: uring=on refuses to mount, and says why.
+        let _off = UringEnabled::set("N");
+        let mnt = tempdir("unistore-it-mnt-");
+        let out = Command::new(unistore_bin())
+            .arg("--store")
+            .arg(store.path())
+            .arg("mount")
+            .arg(mnt.path())
+            .args(["-o", "uring=on"])
+            .output()
+            .expect("unistore mount");
+        assert!(
+            !out.status.success() && stderr(&out).contains("enable_uring"),
+            "uring=on with the kernel switch off: {:?}\n{}",
+            out.status,
+            stderr(&out)
+        );
+        assert!(!fuse_mounted(mnt.path()), "uring=on mounted although refused");
+    }
     let _uring = UringEnabled::new();
     for transport in ["uring=off", "uring=on"] {
         let m = ViewMount::new(&store, &[transport]);
