@@ -920,7 +920,10 @@ fn view_container_tree_equals_native_container_tree() {
             out.status,
             stderr(&out)
         );
-        assert!(!fuse_mounted(mnt.path()), "uring=on mounted although refused");
+        assert!(
+            !fuse_mounted(mnt.path()),
+            "uring=on mounted although refused"
+        );
     }
     let _uring = UringEnabled::new();
     for transport in ["uring=off", "uring=on"] {
