@@ -15,16 +15,19 @@ pub fn release_free_memory() {
     }
 }
 
-/// At most two malloc arenas for the daemon's threads (glibc's default is one
-/// per thread, up to 8 per CPU, each holding on to its own free pages): with
+/// One malloc arena for all the daemon's threads (glibc's default is one per
+/// thread, up to 8 per CPU, each holding on to its own free pages): with
 /// `release_free_memory`, walking every view of the bench store leaves
-/// 62 MiB resident instead of 100 MiB (docs/benchmarks.md). Call before the
-/// FUSE threads start.
+/// 62 MiB resident instead of 100 MiB (docs/benchmarks.md). Two arenas were
+/// enough with two `/dev/fuse` threads; with the io_uring queue threads the
+/// trees got split over both (a `find` of every view: 64.9 MiB with two
+/// arenas, 56.1 MiB with one; 55.3 MiB over `/dev/fuse`). Call before the FUSE
+/// threads start.
 pub fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; called before the
     // daemon's threads exist.
     #[allow(unsafe_code)]
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
