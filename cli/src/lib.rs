@@ -718,6 +718,16 @@ pub fn run(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `auto`, `on` or `off`, the value of mount option `name`.
+fn auto_on_off(name: &str, v: &str) -> anyhow::Result<unistore_fuse::Passthrough> {
+    Ok(match v {
+        "auto" => unistore_fuse::Passthrough::Auto,
+        "on" => unistore_fuse::Passthrough::On,
+        "off" => unistore_fuse::Passthrough::Off,
+        _ => anyhow::bail!("{name} must be auto, on or off, not `{v}`"),
+    })
+}
+
 fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::MountOptions> {
     let mut o = unistore_fuse::MountOptions::default();
     for opt in options
@@ -726,14 +736,8 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
         .filter(|s| !s.is_empty())
     {
         match opt.split_once('=') {
-            Some(("passthrough", v)) => {
-                o.passthrough = match v {
-                    "auto" => unistore_fuse::Passthrough::Auto,
-                    "on" => unistore_fuse::Passthrough::On,
-                    "off" => unistore_fuse::Passthrough::Off,
-                    _ => anyhow::bail!("passthrough must be auto, on or off, not `{v}`"),
-                }
-            }
+            Some(("passthrough", v)) => o.passthrough = auto_on_off("passthrough", v)?,
+            Some(("uring", v)) => o.uring = auto_on_off("uring", v)?,
             None if opt == "suid" => o.suid = true,
             None if opt == "nosuid" => o.suid = false,
             None if opt == "dev" => o.dev = true,
@@ -744,14 +748,6 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
             None if opt == "noreaddirplus" => o.readdirplus = false,
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
-            }
-            Some(("uring", v)) => {
-                o.uring = match v {
-                    "auto" => unistore_fuse::Passthrough::Auto,
-                    "on" => unistore_fuse::Passthrough::On,
-                    "off" => unistore_fuse::Passthrough::Off,
-                    _ => anyhow::bail!("uring must be auto, on or off, not `{v}`"),
-                }
             }
             Some(("verify", v)) => {
                 o.verify = match v {
