@@ -198,8 +198,9 @@ impl UnistoreFs {
     /// `/sys/module/fuse/parameters/enable_uring` is `Y`): the kernel queues
     /// each request on a ring of the CPU it was made on, served by a daemon
     /// thread pinned to that CPU, instead of waking a `/dev/fuse` reader on
-    /// whichever CPU it sleeps (measured: a warm `cat` of 23k small files
-    /// takes about half as long when reader and daemon share a CPU). `Auto`
+    /// whichever CPU it sleeps (when idle CPUs are slow to wake, a warm `cat`
+    /// of 23k small files took 0.82–0.99 s with reader and daemon on one CPU
+    /// against 1.33–1.60 s apart; docs/benchmarks.md). `Auto`
     /// uses it when the kernel offers it, `On` fails the mount otherwise.
     pub fn with_uring(mut self, uring: Passthrough) -> Self {
         self.uring = uring;
@@ -708,23 +709,24 @@ impl Filesystem for UnistoreFs {
         if self.acl && config.add_capabilities(InitFlags::FUSE_POSIX_ACL).is_err() {
             tracing::warn!("kernel does not offer FUSE_POSIX_ACL: ACLs are not enforced");
         }
-        for cap in [
+        let readdirplus: &[InitFlags] = if self.readdirplus {
+            &[
+                InitFlags::FUSE_DO_READDIRPLUS,
+                InitFlags::FUSE_READDIRPLUS_AUTO,
+            ]
+        } else {
+            &[]
+        };
+        for &cap in [
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_NO_OPENDIR_SUPPORT,
-        ] {
+        ]
+        .iter()
+        .chain(readdirplus)
+        {
             if config.add_capabilities(cap).is_err() {
                 tracing::debug!(?cap, "kernel does not offer");
-            }
-        }
-        if self.readdirplus {
-            for cap in [
-                InitFlags::FUSE_DO_READDIRPLUS,
-                InitFlags::FUSE_READDIRPLUS_AUTO,
-            ] {
-                if config.add_capabilities(cap).is_err() {
-                    tracing::debug!(?cap, "kernel does not offer");
-                }
             }
         }
         if self.uring != Passthrough::Off {
