@@ -137,7 +137,7 @@ pub enum Cmd {
         /// Stay attached (for systemd); default is to run the daemon in the background.
         #[arg(long)]
         foreground: bool,
-        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl, readdirplus (default nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable.
+        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, prefetch=N, verify=on|off, suid, dev, acl, readdirplus (default prefetch=4,nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable.
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
         /// Views to show: all, or containers-storage, ostree, images joined with `+`.
@@ -749,6 +749,13 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
             }
+            Some(("prefetch", v)) => {
+                o.prefetch = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n <= 64)
+                    .with_context(|| format!("prefetch must be a number of threads (0..=64, 0 = off), not `{v}`"))?
+            }
             Some(("verify", v)) => {
                 o.verify = match v {
                     "on" => true,
@@ -757,7 +764,7 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
                 }
             }
             _ => anyhow::bail!(
-                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl, readdirplus, noreaddirplus)"
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, prefetch=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl, readdirplus, noreaddirplus)"
             ),
         }
     }

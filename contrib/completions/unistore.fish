@@ -97,7 +97,7 @@ complete -c unistore -n "__fish_unistore_using_subcommand fsck" -s h -l help -d 
 complete -c unistore -n "__fish_unistore_using_subcommand df" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand df" -l json -d 'Print JSON'
 complete -c unistore -n "__fish_unistore_using_subcommand df" -s h -l help -d 'Print help'
-complete -c unistore -n "__fish_unistore_using_subcommand mount" -s o -l options -d 'Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl, readdirplus (default nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable' -r
+complete -c unistore -n "__fish_unistore_using_subcommand mount" -s o -l options -d 'Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, prefetch=N, verify=on|off, suid, dev, acl, readdirplus (default prefetch=4,nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable' -r
 complete -c unistore -n "__fish_unistore_using_subcommand mount" -l view -d 'Views to show: all, or containers-storage, ostree, images joined with `+`' -r
 complete -c unistore -n "__fish_unistore_using_subcommand mount" -l store -d 'Store directory' -r -F
 complete -c unistore -n "__fish_unistore_using_subcommand mount" -l foreground -d 'Stay attached (for systemd); default is to run the daemon in the background'

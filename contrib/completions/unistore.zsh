@@ -146,8 +146,8 @@ _arguments "${_arguments_options[@]}" : \
 ;;
 (mount)
 _arguments "${_arguments_options[@]}" : \
-'*-o+[Mount options\: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl, readdirplus (default nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable]:OPTIONS:_default' \
-'*--options=[Mount options\: passthrough=auto|on|off, uring=auto|on|off, threads=N, verify=on|off, suid, dev, acl, readdirplus (default nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable]:OPTIONS:_default' \
+'*-o+[Mount options\: passthrough=auto|on|off, uring=auto|on|off, threads=N, prefetch=N, verify=on|off, suid, dev, acl, readdirplus (default prefetch=4,nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable]:OPTIONS:_default' \
+'*--options=[Mount options\: passthrough=auto|on|off, uring=auto|on|off, threads=N, prefetch=N, verify=on|off, suid, dev, acl, readdirplus (default prefetch=4,nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable]:OPTIONS:_default' \
 '--view=[Views to show\: all, or containers-storage, ostree, images joined with \`+\`]:VIEW:_default' \
 '--store=[Store directory]:STORE:_files' \
 '--foreground[Stay attached (for systemd); default is to run the daemon in the background]' \

@@ -32,6 +32,9 @@ pub struct MountOptions {
     /// `READDIRPLUS` (`readdirplus`; default off): see
     /// [`crate::fs::UnistoreFs::with_readdirplus`].
     pub readdirplus: bool,
+    /// Threads warming the next small files of readers that walk a tree
+    /// (`prefetch=N`, default 4; 0 = off): see [`crate::prefetch`].
+    pub prefetch: usize,
 }
 
 impl Default for MountOptions {
@@ -46,6 +49,7 @@ impl Default for MountOptions {
             acl: false,
             uring: Passthrough::Auto,
             readdirplus: false,
+            prefetch: 4,
         }
     }
 }
@@ -183,6 +187,10 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     clear_stale_mount(mnt)?;
     crate::sys::limit_malloc_arenas();
+    // Before any thread exists: they all inherit it.
+    if let Err(e) = crate::sys::batch_scheduling() {
+        tracing::warn!("cannot switch to SCHED_BATCH: {e}");
+    }
     let uring = match (opts.uring, uring_enabled()) {
         (Passthrough::Off, _) => Passthrough::Off,
         (_, true) => opts.uring,
@@ -197,7 +205,9 @@ pub fn serve(
         .with_verify(opts.verify)
         .with_acl(opts.acl)
         .with_uring(uring)
-        .with_readdirplus(opts.readdirplus);
+        .with_readdirplus(opts.readdirplus)
+        .with_prefetch(opts.prefetch)
+        .context("starting the prefetch threads")?;
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(store_root.display().to_string()),

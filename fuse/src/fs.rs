@@ -89,6 +89,8 @@ pub struct UnistoreFs {
     uring: Passthrough,
     /// `READDIRPLUS` is asked for (mount option `readdirplus`).
     readdirplus: bool,
+    /// Read-ahead across small files (mount option `prefetch`).
+    prefetch: Option<crate::prefetch::Prefetcher>,
     /// `verify=on`: objects whose digest was checked before first use.
     verified: Option<RwLock<std::collections::HashSet<String>>>,
 }
@@ -173,6 +175,7 @@ impl UnistoreFs {
             acl: false,
             uring: Passthrough::Off,
             readdirplus: false,
+            prefetch: None,
         };
         fs.refresh(true)?;
         Ok(fs)
@@ -217,6 +220,39 @@ impl UnistoreFs {
     pub fn with_readdirplus(mut self, on: bool) -> Self {
         self.readdirplus = on;
         self
+    }
+
+    /// Warm the objects of the small files a reader will open next with
+    /// `workers` threads (mount option `prefetch=N`, default 4; 0 turns it
+    /// off): see [`crate::prefetch`].
+    pub fn with_prefetch(mut self, workers: usize) -> std::io::Result<Self> {
+        self.prefetch = match workers {
+            0 => None,
+            n => Some(crate::prefetch::Prefetcher::new(n)?),
+        };
+        Ok(self)
+    }
+
+    /// A small file `ino` is being opened: hand the objects of the next small
+    /// files of its reader's stream (not already in the kernel's cache) to
+    /// the prefetch workers.
+    fn prefetch_after_open(&self, ino: u64) {
+        let Some(p) = &self.prefetch else { return };
+        let paths = p
+            .on_open(ino)
+            .into_iter()
+            .filter(|&i| !p.is_cached(i))
+            .filter_map(|i| {
+                let n = self.vfs.peek(i)?;
+                match &n.content {
+                    Content::Object(hex) if n.attr.size <= CACHED_MAX => {
+                        self.store.object_path(hex).ok()
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        p.submit(paths);
     }
 
     /// Check each object's digest before serving it the first time (`verify=on`).
@@ -545,6 +581,7 @@ impl UnistoreFs {
                     let path = self.store.object_path(hex).map_err(internal)?;
                     self.check_object(ino, hex, &path)?;
                 }
+                self.prefetch_after_open(ino.0);
                 Ok((0, FopenFlags::FOPEN_KEEP_CACHE, None))
             }
             Content::Object(hex) => {
@@ -624,7 +661,11 @@ impl UnistoreFs {
             Content::Object(hex) if fh.0 == 0 => {
                 // A small file opened without a handle (see do_open).
                 let file = self.open_object(ino, hex, n.attr.size)?;
-                self.pread(ino, hex, &file, offset, size)
+                let data = self.pread(ino, hex, &file, offset, size)?;
+                if let Some(p) = &self.prefetch {
+                    p.mark_cached(ino.0);
+                }
+                Ok(data)
             }
             Content::Object(hex) => {
                 let h = self
@@ -862,6 +903,14 @@ impl Filesystem for UnistoreFs {
             self.handles.write().expect("lock").remove(&fh.0);
         }
         reply.ok();
+    }
+
+    /// The kernel dropped its inode for `ino`, and with it the pages read
+    /// (nodes themselves live as long as the mount).
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        if let Some(p) = &self.prefetch {
+            p.forget(ino.0);
+        }
     }
 
     /// Not implemented, on purpose: after one ENOSYS the kernel stops sending

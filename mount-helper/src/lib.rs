@@ -32,7 +32,7 @@ pub enum ParseError {
     #[error("usage: mount.fuse.unistore STORE MOUNTPOINT [-o OPTIONS]")]
     Usage,
     /// An option we do not know.
-    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, verify=, suid, dev, acl, readdirplus, and the generic fstab options)")]
+    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, prefetch=, verify=, suid, dev, acl, readdirplus, and the generic fstab options)")]
     Unknown(String),
     /// An option with a bad value.
     #[error("bad value for mount option `{0}`: {1}")]
@@ -133,6 +133,15 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
             Some(("threads", v)) => {
                 if !v.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n)) {
                     return Err(ParseError::BadValue(o.into(), "expected 1..64".into()));
+                }
+                inv.daemon_options.push(o.to_string());
+            }
+            Some(("prefetch", v)) => {
+                if !v.parse::<u32>().is_ok_and(|n| n <= 64) {
+                    return Err(ParseError::BadValue(
+                        o.into(),
+                        "expected 0..64 (0 = off)".into(),
+                    ));
                 }
                 inv.daemon_options.push(o.to_string());
             }
@@ -289,6 +298,16 @@ mod tests {
             parse(&["/s", "/m", "-o", "threads=0"]),
             Err(ParseError::BadValue(..))
         ));
+        assert!(matches!(
+            parse(&["/s", "/m", "-o", "prefetch=65"]),
+            Err(ParseError::BadValue(..))
+        ));
+        assert_eq!(
+            parse(&["/s", "/m", "-o", "prefetch=0"])
+                .expect("prefetch=0")
+                .daemon_options,
+            vec!["prefetch=0".to_string()]
+        );
         assert!(matches!(
             parse(&["/s", "/m", "-o", "view=bogus"]),
             Err(ParseError::BadValue(..))

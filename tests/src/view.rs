@@ -876,6 +876,28 @@ impl Drop for UringEnabled {
     }
 }
 
+/// Threads of process `pid` whose scheduling policy is not `SCHED_BATCH`
+/// (field 41 of `/proc/PID/task/TID/stat`; 3 = `SCHED_BATCH`), with it.
+fn threads_not_batch(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .flatten()
+    {
+        let Ok(stat) = fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // The name (field 2) is in parentheses and may hold spaces.
+        let (head, rest) = stat.rsplit_once(')').expect("stat");
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or(head);
+        let policy = rest.split_whitespace().nth(38).unwrap_or("?").to_string();
+        if policy != "3" {
+            out.push((name.to_string(), policy));
+        }
+    }
+    out
+}
+
 /// Names of the threads of process `pid`.
 fn thread_names(pid: u32) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
@@ -941,6 +963,12 @@ fn view_container_tree_equals_native_container_tree() {
         } else {
             assert_eq!(rings, 0, "uring=off: the daemon runs ring queue threads");
         }
+        // Every thread (FUSE, ring, prefetch) runs under SCHED_BATCH.
+        let other = threads_not_batch(m.pid);
+        assert!(
+            other.is_empty(),
+            "{transport}: threads not under SCHED_BATCH (name, policy): {other:?}"
+        );
         let view = ViewPodman::new(&m);
         compare_container_trees(&native_dumps, &view, transport);
     }
@@ -2119,4 +2147,194 @@ fn view_passthrough_on_and_off_serve_identical_bytes() {
         "passthrough on (left) vs off (right):\n{diff}"
     );
     assert!(listings[0].len() > 2000);
+}
+
+// ---------------------------------------------------------------------------
+// 10. Read-ahead across small files (`prefetch`)
+
+/// Bytes of `path` in the page cache (`fincore`).
+fn resident_bytes(path: &Path) -> u64 {
+    let o = run_ok(
+        Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path),
+    );
+    stdout(&o)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("fincore {}: {e}: {}", path.display(), stdout(&o)))
+}
+
+/// The store's objects of 65 bytes (larger than inline) to 128 KiB, by the
+/// sha256 of their bytes.
+fn small_objects_by_sha(store: &TempStore) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for d in fs::read_dir(store.path().join("repo/objects")).expect("objects") {
+        let d = d.expect("entry").path();
+        if !d.is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(&d).expect("readdir") {
+            let f = f.expect("entry").path();
+            let len = fs::metadata(&f).expect("stat").len();
+            if (65..=128 << 10).contains(&len) {
+                out.insert(sha256(&fs::read(&f).expect("read object")), f);
+            }
+        }
+    }
+    out
+}
+
+/// Regular files of 65 bytes to 128 KiB under `root` with their node
+/// numbers and backing objects, sorted by node number.
+fn small_files_by_node(
+    root: &Path,
+    objects: &BTreeMap<String, PathBuf>,
+) -> Vec<(u64, PathBuf, PathBuf)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let out = run_ok(Command::new("find").arg(root).args([
+        "-type", "f", "-size", "+64c", "-size", "-131073c", "-print0",
+    ]));
+    let mut files: Vec<_> = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let p = PathBuf::from(std::ffi::OsStr::from_bytes(p));
+            let obj = objects
+                .get(&sha256(&fs::read(&p).expect("read")))
+                .unwrap_or_else(|| panic!("no backing object for {}", p.display()))
+                .clone();
+            (fs::metadata(&p).expect("stat").ino(), p, obj)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Opening small files in node order (up or down) makes the daemon warm the
+/// objects of the next ones (`prefetch=N`, default 4 threads); `prefetch=0`
+/// warms nothing. Checked on cold caches with `fincore` on the objects.
+#[test]
+fn view_prefetch_warms_the_objects_of_the_next_small_files() {
+    prerequisites();
+    require_tool("fincore");
+    let store = store_with(&[DERIVED]);
+    let objects = small_objects_by_sha(&store);
+    // (view, files ascending or descending by node number)
+    let cases = |m: &ViewMount| {
+        let img = small_files_by_node(&m.path().join("images").join(DERIVED), &objects);
+        let mut diff = small_files_by_node(&m.diff(DERIVED, 4), &objects);
+        diff.reverse();
+        [("per-image view, up", img), ("layer diff, down", diff)]
+    };
+    // The objects of the files after the first three, within the window, not
+    // shared with those three: what a stream of three opens should warm.
+    let expected = |files: &[(u64, PathBuf, PathBuf)]| -> Vec<PathBuf> {
+        let (first, rest) = files.split_at(3);
+        let third = first[2].0;
+        rest.iter()
+            .take_while(|(ino, _, _)| ino.abs_diff(third) <= 32)
+            .map(|(_, _, o)| o.clone())
+            .filter(|o| first.iter().all(|(_, _, f)| f != o))
+            .collect()
+    };
+    for (opts, on) in [(&[][..], true), (&["prefetch=0"][..], false)] {
+        let m = ViewMount::new(&store, opts);
+        for (what, files) in cases(&m) {
+            // A run of files with neighbouring node numbers, as a tree walk has.
+            let start = (0..files.len().saturating_sub(12))
+                .find(|&k| {
+                    files[k..k + 12]
+                        .windows(2)
+                        .all(|w| w[0].0.abs_diff(w[1].0) <= 4)
+                })
+                .unwrap_or_else(|| panic!("{what}: no 12 small files with neighbouring nodes"));
+            let files = &files[start..];
+            let want = expected(files);
+            assert!(
+                want.len() >= 8,
+                "{what}: only {} objects to expect",
+                want.len()
+            );
+            drop_page_cache();
+            assert!(
+                want.iter().all(|o| resident_bytes(o) == 0),
+                "{what}: objects resident before any read"
+            );
+            for (_, p, _) in &files[..3] {
+                fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            }
+            let deadline = Instant::now() + Duration::from_secs(if on { 10 } else { 2 });
+            let warm = loop {
+                let warm = want.iter().filter(|o| resident_bytes(o) > 0).count();
+                if (on && warm == want.len()) || Instant::now() > deadline {
+                    break warm;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if on {
+                assert_eq!(
+                    warm,
+                    want.len(),
+                    "{what}: objects warmed ahead of the reader"
+                );
+            } else {
+                assert_eq!(warm, 0, "{what}: prefetch=0 warmed objects");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 11. A daemon that ends leaves a newer mount at its place alone
+
+/// A daemon whose mount was detached must not unmount, when it ends, a new
+/// mount at the same place: fuser 0.18.0 did (its "still mounted?" check read
+/// the `POLLERR` of a dead connection the wrong way round), which also made
+/// `unistore umount M && unistore mount M` lose the new mount when the old
+/// daemon was slow to exit. The open file keeps the old connection alive past
+/// the detach, so the old daemon ends only after the new mount exists.
+#[test]
+fn view_ending_daemon_leaves_a_new_mount_at_the_same_place_alone() {
+    prerequisites();
+    let store = store_with(&[BASE]);
+    let mut m = ViewMount::new(&store, &[]);
+    let old = m.pid;
+    let held = File::open(m.cstor().join("overlay-images/images.json")).expect("open");
+    run_ok(Command::new("umount").arg("-l").arg(m.path()));
+    assert!(!fuse_mounted(m.path()), "still mounted after umount -l");
+    run_ok_t(m.unistore().arg("mount").arg(m.path()), 90);
+    let new: Vec<u32> = daemon_pids(&m.store, m.path())
+        .into_iter()
+        .filter(|&p| p != old)
+        .collect();
+    assert_eq!(new.len(), 1, "new daemons: {new:?}");
+    m.pid = new[0];
+    assert!(
+        cmdline(old).is_some(),
+        "the old daemon ended before its last file was closed"
+    );
+    drop(held);
+    let t = Instant::now();
+    while cmdline(old).is_some_and(|a| is_daemon_of(&a, &m.store, m.path())) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "old daemon {old} still running 10 s after its connection ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Give a wrongly aimed unmount time to land before looking.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        fuse_mounted(m.path()),
+        "the old daemon's exit unmounted the new mount at {}",
+        m.path().display()
+    );
+    assert!(m.daemon_alive(), "the new daemon {} is gone", m.pid);
+    let images = fs::read(m.cstor().join("overlay-images/images.json")).expect("read");
+    assert!(
+        images.starts_with(b"["),
+        "images.json through the new mount"
+    );
 }

@@ -207,9 +207,13 @@ fn is_mounted(fuse_device: &DevFuse) -> bool {
         let res = poll(slice::from_mut(&mut poll_fd), PollTimeout::ZERO);
         break match res {
             Ok(0) => true,
+            // unistore patch: the kernel reports POLLERR once the connection
+            // is dead (unmounted or aborted); 0.18.0 read it as "mounted", so
+            // a daemon ending after a detach unmounted whatever had been
+            // mounted at its path since (fixed upstream in fuser PR 703).
             Ok(1) => poll_fd
                 .revents()
-                .is_some_and(|r| r.contains(PollFlags::POLLERR)),
+                .is_none_or(|r| !r.contains(PollFlags::POLLERR)),
             Ok(_) => unreachable!(),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(err) => {
