@@ -238,12 +238,14 @@ def measure(name, cache, cells, nbytes=None, base_of=None, system=False):
     return row
 
 
-def selected(name):
-    return not ROW_SEL or any(s in name for s in ROW_SEL)
+def selected(name, cache=""):
+    """ROWS substrings match "NAME (CACHE)", e.g. "small files (cold)"."""
+    label = f"{name} ({cache})" if cache else name
+    return not ROW_SEL or any(s in label for s in ROW_SEL)
 
 
 for name, cache, fn, nbytes in ROWS:
-    if selected(name):
+    if selected(name, cache):
         measure(name, cache, {v: (lambda v=v, fn=fn: fn(v)) for v in ACTIVE}, nbytes)
 
 # ---------------------------------------------------------------- system level

@@ -20,10 +20,11 @@
 #                 over the same EROFS image and objects
 #
 # Environment: REPS (5), SMALL (20000), BIG_MB (1024), THREADS (daemon
-#   threads, default: the daemon's default), URING (1: FUSE over io_uring,
+#   threads, default: the daemon's default), MOUNT_OPTS (more -o options for
+#   the unistore mounts, e.g. prefetch=0), URING (1: FUSE over io_uring,
 #   enabling /sys/module/fuse/parameters/enable_uring for the run; 0: /dev/fuse),
-#   ROWS / VARIANTS (comma-separated
-#   substrings selecting rows / variants, default all), SYSTEM=0 (skip the
+#   ROWS / VARIANTS (comma-separated substrings of "NAME (CACHE)" / variant names
+#   selecting rows / variants, default all), SYSTEM=0 (skip the
 #   system-level rows), CACHE (/var/tmp/unistore-bench-cache), WORK
 #   (/var/tmp/unistore-bench-run; removed at the end unless KEEP=1; with
 #   REUSE=1 a kept WORK is reused without rebuilding the store and trees),
@@ -175,6 +176,7 @@ export LAYERS
 log "mounting the variants"
 THREADS_OPT=()
 [[ -n ${THREADS:-} ]] && THREADS_OPT=(-o "threads=$THREADS")
+[[ -n ${MOUNT_OPTS:-} ]] && THREADS_OPT+=(-o "$MOUNT_OPTS")
 # FUSE over io_uring (docs/benchmarks.md): the kernel offers it only with
 # enable_uring=Y; restored at exit. URING=0 measures /dev/fuse instead.
 if [[ ${URING:-1} == 1 && -n $URING_WAS ]]; then
@@ -185,6 +187,7 @@ else
   THREADS_OPT+=(-o uring=off)
   export TRANSPORT="/dev/fuse"
 fi
+[[ -z ${MOUNT_OPTS:-} ]] || TRANSPORT="$TRANSPORT; mount options $MOUNT_OPTS"
 log "FUSE transport: $TRANSPORT"
 for pt in on off; do
   "${U[@]}" mount "$WORK/m-$pt" -o "passthrough=$pt" "${THREADS_OPT[@]}"
