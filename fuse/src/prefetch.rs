@@ -21,7 +21,6 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -66,7 +65,6 @@ pub struct Prefetcher {
     /// Bit per node: its content was READ and the kernel has not forgotten it.
     cached: Mutex<Vec<u64>>,
     workers: Vec<JoinHandle<()>>,
-    stopped: AtomicBool,
 }
 
 impl std::fmt::Debug for Prefetcher {
@@ -97,7 +95,6 @@ impl Prefetcher {
             streams: Mutex::new(([Stream::default(); STREAMS], 0)),
             cached: Mutex::new(Vec::new()),
             workers,
-            stopped: AtomicBool::new(false),
         })
     }
 
@@ -185,10 +182,8 @@ impl Prefetcher {
         self.shared.wake.notify_all();
     }
 
+    /// Stop and join the workers (again: nothing to do).
     fn stop(&mut self) {
-        if self.stopped.swap(true, Ordering::Relaxed) {
-            return;
-        }
         self.shared.queue.lock().expect("lock").stop = true;
         self.shared.wake.notify_all();
         for w in self.workers.drain(..) {
