@@ -238,6 +238,11 @@ impl UnistoreFs {
     /// the prefetch workers.
     fn prefetch_after_open(&self, ino: u64) {
         let Some(p) = &self.prefetch else { return };
+        if p.is_cached(ino) {
+            // The kernel holds this file: a warm reader, nothing to read
+            // ahead now. Its first open of an uncached file starts again.
+            return;
+        }
         let paths = p
             .on_open(ino)
             .into_iter()
@@ -433,12 +438,16 @@ impl UnistoreFs {
     }
 
     fn node(&self, ino: INodeNo) -> Result<Arc<Node>, Errno> {
-        let lazy = self.vfs.peek(ino.0).is_some_and(|n| {
-            matches!(
-                n.content,
-                Content::LazyLayer(_) | Content::LazyImage(_) | Content::Deferred
-            )
-        });
+        let n = self.vfs.peek(ino.0).ok_or(Errno::ENOENT)?;
+        let lazy = matches!(
+            n.content,
+            Content::LazyLayer(_) | Content::LazyImage(_) | Content::Deferred
+        );
+        if !lazy {
+            // `get` would return this same node: one lookup per request.
+            return Ok(n);
+        }
+        drop(n);
         let n = self
             .vfs
             .get(ino.0)
@@ -453,9 +462,7 @@ impl UnistoreFs {
         } else {
             n
         };
-        if lazy {
-            crate::sys::release_free_memory();
-        }
+        crate::sys::release_free_memory();
         Ok(n)
     }
 

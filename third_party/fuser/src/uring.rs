@@ -287,6 +287,12 @@ fn queue<FS: Filesystem>(
     }
     let _ = registered.send(Ok(()));
     let mut buf = Vec::with_capacity(64 << 10);
+    // unistore patch: one reply sink per queue, reused for every request
+    // (was an `Arc` and a reply `Vec` allocated per request).
+    let sink = Arc::new(RingReply {
+        ch: se.ch.sender(),
+        buf: Mutex::new(Vec::with_capacity(64 << 10)),
+    });
     let mut ready = early;
     loop {
         for (i, res) in ready.drain(..) {
@@ -301,7 +307,7 @@ fn queue<FS: Filesystem>(
             let Some(e) = ents.get_mut(i as usize) else {
                 continue;
             };
-            let commit_id = serve(se, e, &mut buf);
+            let commit_id = serve(se, e, &mut buf, &sink);
             let sqe = uring_cmd(fd, CMD_COMMIT_AND_FETCH, commit_id, qid, None, i);
             // SAFETY: the command carries no pointers (the kernel kept the
             // registered buffers); at most one SQE per entry is in flight.
@@ -324,15 +330,19 @@ fn queue<FS: Filesystem>(
 
 /// Dispatch the request in entry `e` and write the reply into it; returns the
 /// commit id for `COMMIT_AND_FETCH`.
-fn serve<FS: Filesystem>(se: &SessionEventLoop<FS>, e: &mut Ent, buf: &mut Vec<u8>) -> u64 {
+fn serve<FS: Filesystem>(
+    se: &SessionEventLoop<FS>,
+    e: &mut Ent,
+    buf: &mut Vec<u8>,
+    sink: &Arc<RingReply>,
+) -> u64 {
     let len = e.u32_at(0) as usize;
     let unique = e.u64_at(8);
     let commit_id = e.u64_at(ENT_OFF + 8);
     let payload_sz = e.u32_at(ENT_OFF + 16) as usize;
-    let sink = Arc::new(RingReply {
-        ch: se.ch.sender(),
-        buf: Mutex::new(Vec::new()),
-    });
+    // Replies are written during `dispatch` (unistore's handlers answer
+    // before they return); whatever an earlier request left is gone.
+    sink.buf.lock().expect("ring reply").clear();
     let op_sz = len.checked_sub(IN_HEADER_SZ + payload_sz);
     match op_sz {
         Some(op_sz) if op_sz <= OP_IN_SZ && payload_sz <= e.payload.len() => {
@@ -340,13 +350,13 @@ fn serve<FS: Filesystem>(se: &SessionEventLoop<FS>, e: &mut Ent, buf: &mut Vec<u
             buf.extend_from_slice(&e.header.0[..IN_HEADER_SZ]);
             buf.extend_from_slice(&e.header.0[OP_IN_OFF..OP_IN_OFF + op_sz]);
             buf.extend_from_slice(&e.payload[..payload_sz]);
-            if let Some(req) = RequestWithSender::new_ring(se.ch.sender(), Arc::clone(&sink), buf) {
+            if let Some(req) = RequestWithSender::new_ring(se.ch.sender(), Arc::clone(sink), buf) {
                 req.dispatch(se);
             }
         }
         _ => warn!("FUSE io_uring: malformed request (len {len}, payload {payload_sz})"),
     }
-    let reply = std::mem::take(&mut *sink.buf.lock().expect("ring reply"));
+    let mut reply = sink.buf.lock().expect("ring reply");
     let body = reply.len().checked_sub(OUT_HEADER_SZ);
     match body {
         Some(n) if n <= e.payload.len() => {
@@ -361,6 +371,11 @@ fn serve<FS: Filesystem>(se: &SessionEventLoop<FS>, e: &mut Ent, buf: &mut Vec<u
             e.header.0[8..16].copy_from_slice(&unique.to_ne_bytes());
             e.header.0[ENT_OFF + 16..ENT_OFF + 20].copy_from_slice(&0u32.to_ne_bytes());
         }
+    }
+    // Keep a small buffer for the next request, not the largest reply seen.
+    if reply.capacity() > 256 << 10 {
+        reply.clear();
+        reply.shrink_to(64 << 10);
     }
     commit_id
 }
