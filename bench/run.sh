@@ -19,7 +19,8 @@
 #   cfs-fuse      composefs-rs's FUSE server (composefs-fuse crate, as it comes)
 #                 over the same EROFS image and objects
 #
-# Environment: REPS (5), SMALL (20000), BIG_MB (1024), THREADS (daemon
+# Environment: REPS (5), NOISY_REPS (runs of the 1 GiB rows and podman run,
+#   default max(REPS, 11)), SMALL (20000), BIG_MB (1024), THREADS (daemon
 #   threads, default: the daemon's default), MOUNT_OPTS (more -o options for
 #   the unistore mounts, e.g. prefetch=0), URING (1: FUSE over io_uring,
 #   enabling /sys/module/fuse/parameters/enable_uring for the run; 0: /dev/fuse),
