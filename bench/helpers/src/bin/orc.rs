@@ -1,5 +1,6 @@
 //! `unistore-bench-orc LIST [PASSES]`: open, read to the end and close every
-//! file named in LIST (one path per line), PASSES times (default 3), and print
+//! file named in LIST (one path per line, or NUL-separated as bench/run.sh
+//! writes its lists), PASSES times (default 3), and print
 //! the mean time of each of the three steps per file. Run it on a native tree
 //! and on a view of the same files, warm (after one untimed pass) or after
 //! `echo 3 > /proc/sys/vm/drop_caches`: the difference is what FUSE adds per
@@ -15,7 +16,7 @@ fn main() -> anyhow::Result<()> {
         "usage: unistore-bench-orc LIST [PASSES]"
     );
     let paths: Vec<String> = std::fs::read_to_string(&args[1])?
-        .lines()
+        .split(['\0', '\n'])
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
