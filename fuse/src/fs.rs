@@ -74,7 +74,7 @@ enum Handle {
 
 /// The filesystem.
 pub struct UnistoreFs {
-    store: Store,
+    store: Arc<Store>,
     vfs: Vfs,
     state: Mutex<State>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
@@ -154,7 +154,7 @@ impl UnistoreFs {
             unistore_store::index::LayerIndex::decode(&data)
         });
         let fs = UnistoreFs {
-            store,
+            store: Arc::new(store),
             vfs: Vfs::new(loader),
             state: Mutex::new(State {
                 pin_file: None,
@@ -298,32 +298,40 @@ impl UnistoreFs {
     /// Log a broken backing object with every image, layer and path that
     /// uses it (a search of the indexes: error path only).
     fn log_bad_object(&self, ino: INodeNo, hex: &str, what: &str) {
-        let mut users = Vec::new();
-        if let Ok(cat) = self.store.catalog() {
-            for e in &cat.images {
-                let Ok(rec) = self.store.image(e) else {
+        log_bad_object(&self.store, ino, hex, what);
+    }
+}
+
+/// Log a missing or damaged backing object with every image, layer and path
+/// that uses it.
+fn log_bad_object(store: &Store, ino: INodeNo, hex: &str, what: &str) {
+    let mut users = Vec::new();
+    if let Ok(cat) = store.catalog() {
+        for e in &cat.images {
+            let Ok(rec) = store.image(e) else {
+                continue;
+            };
+            for l in &rec.layers {
+                let Ok(idx) = store.layer_index(&l.meta) else {
                     continue;
                 };
-                for l in &rec.layers {
-                    let Ok(idx) = self.store.layer_index(&l.meta) else {
-                        continue;
-                    };
-                    for ent in &idx.entries {
-                        if matches!(&ent.data, unistore_store::index::Data::Object(h) if h == hex) {
-                            users.push(format!(
-                                "image {} layer {} path /{}",
-                                e.names.first().unwrap_or(&e.id),
-                                l.meta.diff_id,
-                                String::from_utf8_lossy(&ent.path)
-                            ));
-                        }
+                for ent in &idx.entries {
+                    if matches!(&ent.data, unistore_store::index::Data::Object(h) if h == hex) {
+                        users.push(format!(
+                            "image {} layer {} path /{}",
+                            e.names.first().unwrap_or(&e.id),
+                            l.meta.diff_id,
+                            String::from_utf8_lossy(&ent.path)
+                        ));
                     }
                 }
             }
         }
-        tracing::error!(ino = ino.0, object = %hex, used_by = ?users, "{what}");
     }
+    tracing::error!(ino = ino.0, object = %hex, used_by = ?users, "{what}");
+}
 
+impl UnistoreFs {
     /// Whether reads go through kernel passthrough.
     pub fn passthrough_active(&self) -> bool {
         self.passthrough_active.load(Ordering::Relaxed)
@@ -694,26 +702,7 @@ impl UnistoreFs {
 
     /// Open the backing object of `ino` and check its size against the index.
     fn open_object(&self, ino: INodeNo, hex: &str, size: u64) -> Result<File, Errno> {
-        let path = self.store.object_path(hex).map_err(internal)?;
-        let file = File::open(&path).map_err(|e| {
-            self.log_bad_object(ino, hex, &format!("cannot open backing object: {e}"));
-            Errno::EIO
-        })?;
-        match file.metadata() {
-            Ok(md) if md.len() == size => Ok(file),
-            Ok(md) => {
-                self.log_bad_object(
-                    ino,
-                    hex,
-                    &format!("backing object is {} bytes, expected {size}", md.len()),
-                );
-                Err(Errno::EIO)
-            }
-            Err(e) => {
-                self.log_bad_object(ino, hex, &format!("cannot stat backing object: {e}"));
-                Err(Errno::EIO)
-            }
-        }
+        open_object(&self.store, ino, hex, size)
     }
 
     /// `size` bytes at `offset` of backing file `f` (short only at its end).
@@ -725,22 +714,100 @@ impl UnistoreFs {
         offset: u64,
         size: u32,
     ) -> Result<Vec<u8>, Errno> {
-        let mut buf = vec![0u8; size as usize];
-        let mut done = 0;
-        while done < buf.len() {
-            match f.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(k) => done += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.log_bad_object(ino, hex, &format!("read failed: {e}"));
-                    return Err(Errno::EIO);
-                }
+        pread_object(&self.store, ino, hex, f, offset, size)
+    }
+}
+
+/// Open the backing object `hex` of `ino` and check its size against the index.
+fn open_object(store: &Store, ino: INodeNo, hex: &str, size: u64) -> Result<File, Errno> {
+    let path = store.object_path(hex).map_err(internal)?;
+    let file = File::open(&path).map_err(|e| {
+        log_bad_object(store, ino, hex, &format!("cannot open backing object: {e}"));
+        Errno::EIO
+    })?;
+    match file.metadata() {
+        Ok(md) if md.len() == size => Ok(file),
+        Ok(md) => {
+            log_bad_object(
+                store,
+                ino,
+                hex,
+                &format!("backing object is {} bytes, expected {size}", md.len()),
+            );
+            Err(Errno::EIO)
+        }
+        Err(e) => {
+            log_bad_object(store, ino, hex, &format!("cannot stat backing object: {e}"));
+            Err(Errno::EIO)
+        }
+    }
+}
+
+/// `size` bytes at `offset` of backing file `f` of `ino` (short only at its end).
+fn pread_object(
+    store: &Store,
+    ino: INodeNo,
+    hex: &str,
+    f: &File,
+    offset: u64,
+    size: u32,
+) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log_bad_object(store, ino, hex, &format!("read failed: {e}"));
+                return Err(Errno::EIO);
             }
         }
-        buf.truncate(done);
-        Ok(buf)
     }
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// `size` bytes at `offset` of object `hex` (`file_size` bytes), if that
+/// needs no disk read: its path resolves from the dentry cache
+/// (`RESOLVE_CACHED`) and the pages are resident (`RWF_NOWAIT`). `None`: read
+/// it the blocking way (which also reports a missing or damaged object).
+fn read_object_nowait(
+    store: &Store,
+    hex: &str,
+    file_size: u64,
+    offset: u64,
+    size: u32,
+) -> Option<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let path = store.object_path(hex).ok()?;
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        &path,
+        // NONBLOCK: a damaged store's FIFO in place of an object must not
+        // hold this thread either.
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+        ResolveFlags::CACHED,
+    )
+    .ok()?;
+    if rustix::fs::fstat(&fd).ok()?.st_size as u64 != file_size {
+        return None;
+    }
+    let want = file_size.saturating_sub(offset).min(u64::from(size)) as usize;
+    let mut buf = vec![0u8; want];
+    if want == 0 {
+        return Some(buf);
+    }
+    let n = rustix::io::preadv2(
+        &fd,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        offset,
+        rustix::io::ReadWriteFlags::NOWAIT,
+    )
+    .ok()?;
+    (n == want).then_some(buf)
 }
 
 /// The one mapping of unexpected errors to an errno.
@@ -890,6 +957,31 @@ impl Filesystem for UnistoreFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // A small file's first READ (see `do_open`). If its object must come
+        // from disk, a prefetch worker reads it and answers, and this thread
+        // (over io_uring, the only one serving this CPU's requests) goes on.
+        if let (0, Some(p)) = (fh.0, &self.prefetch) {
+            if let Ok(n) = self.node(ino) {
+                if let (Content::Object(hex), false) = (&n.content, n.dynamic) {
+                    p.mark_cached(ino.0);
+                    if let Some(d) = read_object_nowait(&self.store, hex, n.attr.size, offset, size)
+                    {
+                        return reply.data(&d);
+                    }
+                    let (store, hex, file_size) =
+                        (Arc::clone(&self.store), hex.clone(), n.attr.size);
+                    p.run(Box::new(move || {
+                        let read = open_object(&store, ino, &hex, file_size)
+                            .and_then(|f| pread_object(&store, ino, &hex, &f, offset, size));
+                        match read {
+                            Ok(d) => reply.data(&d),
+                            Err(e) => reply.error(e),
+                        }
+                    }));
+                    return;
+                }
+            }
+        }
         match self.do_read(ino, fh, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),

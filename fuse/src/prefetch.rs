@@ -18,6 +18,12 @@
 //! content was READ is marked, and the mark is cleared when the kernel
 //! forgets the node (its pages went with it). Warm readers therefore cost
 //! the workers nothing. The measurements are in docs/benchmarks.md.
+//!
+//! The same threads serve the READs that would block (see
+//! `UnistoreFs::read`): a small file's first READ whose object is not in the
+//! page cache is answered from here, ahead of any read-ahead, so that the
+//! daemon thread of a CPU (one per CPU over io_uring) goes on serving other
+//! readers instead of waiting for the disk.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -47,8 +53,13 @@ struct Stream {
     used: u64,
 }
 
+/// Work a reader is waiting for (it answers a request).
+pub type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Default)]
 struct Queue {
+    /// Served first, never dropped.
+    jobs: VecDeque<Job>,
     paths: VecDeque<PathBuf>,
     stop: bool,
 }
@@ -182,6 +193,12 @@ impl Prefetcher {
         self.shared.wake.notify_all();
     }
 
+    /// Run `job` on a worker, before any queued read-ahead.
+    pub fn run(&self, job: Job) {
+        self.shared.queue.lock().expect("lock").jobs.push_back(job);
+        self.shared.wake.notify_one();
+    }
+
     /// Stop and join the workers (again: nothing to do).
     fn stop(&mut self) {
         self.shared.queue.lock().expect("lock").stop = true;
@@ -203,6 +220,12 @@ fn work(shared: &Shared) {
         let path = {
             let mut q = shared.queue.lock().expect("lock");
             loop {
+                if let Some(job) = q.jobs.pop_front() {
+                    drop(q);
+                    job();
+                    q = shared.queue.lock().expect("lock");
+                    continue;
+                }
                 if q.stop {
                     return;
                 }
@@ -289,5 +312,37 @@ mod tests {
         p.stop();
         assert!(p.workers.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn jobs_run_in_order_and_all_run_before_stop() {
+        let mut p = Prefetcher::new(1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Hold the only worker so that everything below queues up.
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        p.run(Box::new(move || {
+            let _ = hold_rx.recv();
+        }));
+        p.submit(vec![PathBuf::from("/nonexistent/unistore-prefetch-test")]);
+        for i in 0..3 {
+            let tx = tx.clone();
+            p.run(Box::new(move || tx.send(i).unwrap()));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while p.shared.queue.lock().unwrap().jobs.len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "jobs not queued");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(p.shared.queue.lock().unwrap().paths.len(), 1);
+        hold_tx.send(()).unwrap();
+        let got: Vec<i32> = (0..3)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        // A job queued just before stop still runs (it answers a request).
+        let tx2 = tx.clone();
+        p.run(Box::new(move || tx2.send(9).unwrap()));
+        p.stop();
+        assert_eq!(rx.try_recv().ok(), Some(9));
     }
 }

@@ -2286,6 +2286,175 @@ fn view_prefetch_warms_the_objects_of_the_next_small_files() {
     }
 }
 
+/// A FIFO in place of a store object: every open of it waits for a writer,
+/// like a disk read that does not end. After 30 s (a test that failed and
+/// waits for a process stuck behind the FIFO) and when dropped, it ends the
+/// waits; dropped, it puts the object back.
+struct FifoInPlaceOf {
+    path: PathBuf,
+    saved: Vec<u8>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    releaser: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FifoInPlaceOf {
+    fn new(object: &Path) -> FifoInPlaceOf {
+        use std::sync::atomic::Ordering;
+        let saved = fs::read(object).expect("read object");
+        fs::remove_file(object).expect("remove object");
+        run_ok(Command::new("mkfifo").arg(object));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (path, flag) = (object.to_path_buf(), std::sync::Arc::clone(&stop));
+        let releaser = std::thread::spawn(move || {
+            let start = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                if start.elapsed() > Duration::from_secs(30) {
+                    release_fifo(&path);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        FifoInPlaceOf {
+            path: object.to_path_buf(),
+            saved,
+            stop,
+            releaser: Some(releaser),
+        }
+    }
+
+    /// Let whoever waits on the FIFO now go on.
+    fn release(&self) {
+        release_fifo(&self.path);
+    }
+}
+
+/// Open FIFO `path` for writing and close it again: whoever waits in an open
+/// of it goes on (ENXIO when nobody does).
+fn release_fifo(path: &Path) {
+    let _ = rustix::fs::open(
+        path,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    );
+}
+
+impl Drop for FifoInPlaceOf {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.releaser.take() {
+            let _ = t.join();
+        }
+        for _ in 0..100 {
+            self.release();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = fs::remove_file(&self.path);
+        let _ = fs::write(&self.path, &self.saved);
+    }
+}
+
+/// A small file's first READ that must wait for its object (here: the object
+/// replaced by a FIFO nobody writes to, a disk read that never ends) is
+/// answered by a prefetch worker, so the daemon thread of that CPU goes on
+/// serving other readers on the same CPU: over io_uring there is one such
+/// thread per CPU, and without this a cold read held up every request made
+/// on its CPU. When the "read" ends, its reader gets EIO (the object is
+/// damaged) and the daemon logs it. Through both transports.
+#[test]
+fn view_a_read_waiting_for_its_object_does_not_hold_up_other_readers() {
+    prerequisites();
+    require_tool("taskset");
+    let store = store_with(&[DERIVED]);
+    let objects = small_objects_by_sha(&store);
+    let _uring = UringEnabled::new();
+    for transport in ["uring=on", "uring=off"] {
+        let m = ViewMount::new(&store, &[transport]);
+        let root = m.path().join("images").join(DERIVED);
+        let files = small_files_by_node(&root, &objects);
+        // Two files with different objects, far apart (no read-ahead link).
+        let (_, stuck, stuck_obj) = files.first().expect("small files").clone();
+        let (_, other, other_obj) = files.last().expect("small files").clone();
+        let stuck = stuck.strip_prefix(m.path()).unwrap().to_path_buf();
+        let other = other.strip_prefix(m.path()).unwrap().to_path_buf();
+        assert_ne!(
+            stuck_obj, other_obj,
+            "{transport}: the two files share an object"
+        );
+        let fifo = FifoInPlaceOf::new(&stuck_obj);
+        // Remount: the view has served nothing of these files yet.
+        drop(m);
+        let m = ViewMount::new(&store, &[transport]);
+        let (stuck, other) = (m.path().join(stuck), m.path().join(other));
+        drop_page_cache();
+        let mut blocked = Command::new("taskset")
+            .args(["-c", "0", "cat"])
+            .arg(&stuck)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cat");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            blocked.try_wait().expect("wait").is_none(),
+            "{transport}: the read of a file whose object is a FIFO did not wait"
+        );
+        // Same CPU, meanwhile: a listing, a stat and another file's content.
+        let t = Instant::now();
+        let out = run_ok_t(
+            Command::new("taskset")
+                .args([
+                    "-c",
+                    "0",
+                    "sh",
+                    "-c",
+                    "ls -l \"$1\" >/dev/null && cat \"$2\"",
+                ])
+                .arg("sh")
+                .arg(other.parent().unwrap())
+                .arg(&other),
+            20,
+        );
+        assert_eq!(
+            sha256(&out.stdout),
+            sha256(&fs::read(&other_obj).expect("object")),
+            "{transport}: another file read while the first waits"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{transport}: other readers waited {:?}",
+            t.elapsed()
+        );
+        // End the wait: a writer's open lets the worker's open return, and it
+        // finds a 0-byte "object". The kernel asks again after a failed
+        // read-ahead (one more READ, one more wait), so keep ending waits.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = blocked.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{transport}: the waiting read never ended"
+            );
+            fifo.release();
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        blocked
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(
+            !status.success() && err.contains("Input/output error"),
+            "{transport}: read of a damaged object: {status:?} {err}"
+        );
+        drop(fifo);
+        drop(m);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 11. A daemon that ends leaves a newer mount at its place alone
 

@@ -64,19 +64,53 @@ const CMD_COMMIT_AND_FETCH: u32 = 2;
 /// `FUSE_URING_IOV_SEGS`: header buffer and payload buffer.
 const IOV_SEGS: u32 = 2;
 
-/// Where a reply to a ring request is collected (see `ReplySender::Ring`).
+/// Where the reply to the request in one ring entry goes (see
+/// `ReplySender::Ring`).
+/// A handler answers while it is dispatched (the reply is committed at
+/// once), or keeps its reply object and answers later from another thread
+/// (e.g. after a disk read): then `send` queues the entry in `Deferred` and
+/// wakes the queue's thread, which commits it, while it goes on serving the
+/// queue's other entries meanwhile.
 #[derive(Debug)]
 pub(crate) struct RingReply {
     ch: ChannelSender,
-    buf: Mutex<Vec<u8>>,
+    idx: usize,
+    state: Mutex<ReplyState>,
+    deferred: Arc<Deferred>,
+}
+
+#[derive(Debug, Default)]
+struct ReplyState {
+    buf: Vec<u8>,
+    /// The request is being dispatched by the queue's thread.
+    in_dispatch: bool,
+    /// `buf` holds the reply.
+    replied: bool,
+}
+
+/// Entries whose reply came after their dispatch, and the pipe that wakes
+/// the queue's thread for them.
+#[derive(Debug)]
+struct Deferred {
+    done: Mutex<Vec<usize>>,
+    /// Write end, non-blocking: a full pipe already holds a wake-up.
+    wake: std::os::fd::OwnedFd,
 }
 
 impl RingReply {
     pub(crate) fn send(&self, data: &[IoSlice<'_>]) -> io::Result<()> {
-        let mut b = self.buf.lock().expect("ring reply");
-        b.clear();
+        let mut st = self.state.lock().expect("ring reply");
+        st.buf.clear();
         for d in data {
-            b.extend_from_slice(d);
+            st.buf.extend_from_slice(d);
+        }
+        st.replied = true;
+        if !st.in_dispatch {
+            drop(st);
+            self.deferred.done.lock().expect("deferred").push(self.idx);
+            // Pushed before the byte is written, so the thread that reads the
+            // byte finds the entry.
+            let _ = nix::unistd::write(&self.deferred.wake, &[1u8]);
         }
         Ok(())
     }
@@ -249,7 +283,10 @@ fn queue<FS: Filesystem>(
     // Declared before the ring, so dropped after it: the kernel lets go of
     // the buffers when the ring closes.
     let mut ents: Vec<Ent> = (0..depth).map(|_| Ent::new(payload)).collect();
-    let entries = u32::try_from(depth.next_power_of_two()).unwrap_or(1024);
+    // Where the wake-up pipe's bytes are read to (see `Deferred`); likewise.
+    let mut wake_buf = Box::new([0u8; 64]);
+    // One more submission for the read of the wake-up pipe.
+    let entries = u32::try_from((depth + 1).next_power_of_two()).unwrap_or(1024);
     let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = match IoUring::builder().build(entries)
     {
         Ok(r) => r,
@@ -285,17 +322,61 @@ fn queue<FS: Filesystem>(
         ))));
         return;
     }
+    let (wake_rd, wake_wr) = match wake_pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = registered.send(Err(io::Error::other(format!("queue {qid}: pipe: {e}"))));
+            return;
+        }
+    };
     let _ = registered.send(Ok(()));
     let mut buf = Vec::with_capacity(64 << 10);
-    // unistore patch: one reply sink per queue, reused for every request
-    // (was an `Arc` and a reply `Vec` allocated per request).
-    let sink = Arc::new(RingReply {
-        ch: se.ch.sender(),
-        buf: Mutex::new(Vec::with_capacity(64 << 10)),
+    // One reply sink per entry, reused for every request of that entry.
+    let deferred = Arc::new(Deferred {
+        done: Mutex::new(Vec::new()),
+        wake: wake_wr,
     });
+    let sinks: Vec<Arc<RingReply>> = (0..depth)
+        .map(|idx| {
+            Arc::new(RingReply {
+                ch: se.ch.sender(),
+                idx,
+                state: Mutex::new(ReplyState::default()),
+                deferred: Arc::clone(&deferred),
+            })
+        })
+        .collect();
+    // Commit id and request id of each entry's request in flight.
+    let mut pending = vec![(0u64, 0u64); depth];
+    let wake_fd = types::Fd(wake_rd.as_raw_fd());
+    let mut wake_armed = false;
     let mut ready = early;
     loop {
         for (i, res) in ready.drain(..) {
+            if i == WAKE {
+                wake_armed = false;
+                if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN {
+                    warn!(
+                        "FUSE io_uring: queue {qid}: wake-up pipe: {}",
+                        io::Error::from_raw_os_error(-res)
+                    );
+                }
+                let done = std::mem::take(&mut *deferred.done.lock().expect("deferred"));
+                for idx in done {
+                    let (Some(e), Some(sink)) = (ents.get_mut(idx), sinks.get(idx)) else {
+                        continue;
+                    };
+                    let (commit_id, unique) = pending[idx];
+                    fill_reply(e, &mut sink.state.lock().expect("ring reply"), unique);
+                    let sqe = uring_cmd(fd, CMD_COMMIT_AND_FETCH, commit_id, qid, None, idx as u64);
+                    // SAFETY: as below.
+                    if unsafe { ring.submission().push(&sqe) }.is_err() {
+                        warn!("FUSE io_uring: queue {qid}: submission queue full");
+                        return;
+                    }
+                }
+                continue;
+            }
             if res < 0 {
                 // ENOTCONN / ECANCELED / ENODEV: the connection is gone.
                 debug!(
@@ -304,10 +385,15 @@ fn queue<FS: Filesystem>(
                 );
                 return;
             }
-            let Some(e) = ents.get_mut(i as usize) else {
+            let (Some(e), Some(sink)) = (ents.get_mut(i as usize), sinks.get(i as usize)) else {
                 continue;
             };
-            let commit_id = serve(se, e, &mut buf, &sink);
+            let (commit_id, unique) = (e.u64_at(ENT_OFF + 8), e.u64_at(8));
+            pending[i as usize] = (commit_id, unique);
+            if !serve(se, e, &mut buf, sink) {
+                // Answered later from another thread (see `RingReply`).
+                continue;
+            }
             let sqe = uring_cmd(fd, CMD_COMMIT_AND_FETCH, commit_id, qid, None, i);
             // SAFETY: the command carries no pointers (the kernel kept the
             // registered buffers); at most one SQE per entry is in flight.
@@ -315,6 +401,19 @@ fn queue<FS: Filesystem>(
                 warn!("FUSE io_uring: queue {qid}: submission queue full");
                 return;
             }
+        }
+        if !wake_armed {
+            let sqe = opcode::Read::new(wake_fd, wake_buf.as_mut_ptr(), wake_buf.len() as u32)
+                .build()
+                .user_data(WAKE)
+                .into();
+            // SAFETY: `wake_buf` is boxed and declared before the ring, so it
+            // outlives it; one read into it is in flight at a time.
+            if unsafe { ring.submission().push(&sqe) }.is_err() {
+                warn!("FUSE io_uring: queue {qid}: submission queue full");
+                return;
+            }
+            wake_armed = true;
         }
         match ring.submit_and_wait(1) {
             Ok(_) => {}
@@ -328,21 +427,34 @@ fn queue<FS: Filesystem>(
     }
 }
 
-/// Dispatch the request in entry `e` and write the reply into it; returns the
-/// commit id for `COMMIT_AND_FETCH`.
+/// The `user_data` of the wake-up pipe's read.
+const WAKE: u64 = u64::MAX;
+
+/// A pipe whose write end does not block.
+fn wake_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    nix::fcntl::fcntl(&wr, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+    Ok((rd, wr))
+}
+
+/// Dispatch the request in entry `e`. Returns true when its reply is in the
+/// entry, ready to commit; false when the handler kept the reply to answer
+/// later (the entry is committed when `RingReply::send` queues it).
 fn serve<FS: Filesystem>(
     se: &SessionEventLoop<FS>,
     e: &mut Ent,
     buf: &mut Vec<u8>,
     sink: &Arc<RingReply>,
-) -> u64 {
+) -> bool {
     let len = e.u32_at(0) as usize;
     let unique = e.u64_at(8);
-    let commit_id = e.u64_at(ENT_OFF + 8);
     let payload_sz = e.u32_at(ENT_OFF + 16) as usize;
-    // Replies are written during `dispatch` (unistore's handlers answer
-    // before they return); whatever an earlier request left is gone.
-    sink.buf.lock().expect("ring reply").clear();
+    {
+        let mut st = sink.state.lock().expect("ring reply");
+        st.buf.clear();
+        st.replied = false;
+        st.in_dispatch = true;
+    }
     let op_sz = len.checked_sub(IN_HEADER_SZ + payload_sz);
     match op_sz {
         Some(op_sz) if op_sz <= OP_IN_SZ && payload_sz <= e.payload.len() => {
@@ -356,8 +468,27 @@ fn serve<FS: Filesystem>(
         }
         _ => warn!("FUSE io_uring: malformed request (len {len}, payload {payload_sz})"),
     }
-    let mut reply = sink.buf.lock().expect("ring reply");
-    let body = reply.len().checked_sub(OUT_HEADER_SZ);
+    let mut st = sink.state.lock().expect("ring reply");
+    st.in_dispatch = false;
+    // Not answered, and a reply object is still alive (only the entry's own
+    // reference is left otherwise): it answers later. Its `send` takes this
+    // lock, so it cannot slip in between.
+    if !st.replied && Arc::strong_count(sink) > 1 {
+        return false;
+    }
+    fill_reply(e, &mut st, unique);
+    true
+}
+
+/// Write the reply in `st` into entry `e` (EIO if there is none or it does
+/// not fit).
+fn fill_reply(e: &mut Ent, st: &mut ReplyState, unique: u64) {
+    let reply = &mut st.buf;
+    let body = if st.replied {
+        reply.len().checked_sub(OUT_HEADER_SZ)
+    } else {
+        None
+    };
     match body {
         Some(n) if n <= e.payload.len() => {
             e.header.0[..OUT_HEADER_SZ].copy_from_slice(&reply[..OUT_HEADER_SZ]);
@@ -372,10 +503,10 @@ fn serve<FS: Filesystem>(
             e.header.0[ENT_OFF + 16..ENT_OFF + 20].copy_from_slice(&0u32.to_ne_bytes());
         }
     }
+    st.replied = false;
     // Keep a small buffer for the next request, not the largest reply seen.
+    reply.clear();
     if reply.capacity() > 256 << 10 {
-        reply.clear();
         reply.shrink_to(64 << 10);
     }
-    commit_id
 }
