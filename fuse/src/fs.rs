@@ -604,7 +604,7 @@ impl UnistoreFs {
                 self.check_object(ino, hex, &path)?;
                 // A truncated or replaced object shows as a size mismatch: refuse it
                 // rather than serve a short file (cheap fstat; digests need verify=on).
-                let file = self.open_object(ino, hex, n.attr.size)?;
+                let file = open_object(&self.store, ino, hex, n.attr.size)?;
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
                 if self.passthrough_active() {
                     let mut cache = self.backing.lock().expect("lock");
@@ -654,11 +654,11 @@ impl UnistoreFs {
     fn do_read(
         &self,
         ino: INodeNo,
+        n: Arc<Node>,
         fh: FileHandle,
         offset: u64,
         size: u32,
     ) -> Result<Vec<u8>, Errno> {
-        let n = self.node(ino)?;
         // Lock files keep their node and change content: read the current one.
         let n = if n.dynamic {
             self.refresh(false).map_err(internal)?;
@@ -675,8 +675,8 @@ impl UnistoreFs {
             Content::None => Ok(Vec::new()),
             Content::Object(hex) if fh.0 == 0 => {
                 // A small file opened without a handle (see do_open).
-                let file = self.open_object(ino, hex, n.attr.size)?;
-                let data = self.pread(ino, hex, &file, offset, size)?;
+                let file = open_object(&self.store, ino, hex, n.attr.size)?;
+                let data = pread_object(&self.store, ino, hex, &file, offset, size)?;
                 if let Some(p) = &self.prefetch {
                     p.mark_cached(ino.0);
                 }
@@ -694,27 +694,10 @@ impl UnistoreFs {
                     return Err(Errno::EIO);
                 };
                 // The lock is released: I/O runs without it.
-                self.pread(ino, hex, f, offset, size)
+                pread_object(&self.store, ino, hex, f, offset, size)
             }
             _ => Err(Errno::EISDIR),
         }
-    }
-
-    /// Open the backing object of `ino` and check its size against the index.
-    fn open_object(&self, ino: INodeNo, hex: &str, size: u64) -> Result<File, Errno> {
-        open_object(&self.store, ino, hex, size)
-    }
-
-    /// `size` bytes at `offset` of backing file `f` (short only at its end).
-    fn pread(
-        &self,
-        ino: INodeNo,
-        hex: &str,
-        f: &File,
-        offset: u64,
-        size: u32,
-    ) -> Result<Vec<u8>, Errno> {
-        pread_object(&self.store, ino, hex, f, offset, size)
     }
 }
 
@@ -960,29 +943,29 @@ impl Filesystem for UnistoreFs {
         // A small file's first READ (see `do_open`). If its object must come
         // from disk, a prefetch worker reads it and answers, and this thread
         // (over io_uring, the only one serving this CPU's requests) goes on.
-        if let (0, Some(p)) = (fh.0, &self.prefetch) {
-            if let Ok(n) = self.node(ino) {
-                if let (Content::Object(hex), false) = (&n.content, n.dynamic) {
-                    p.mark_cached(ino.0);
-                    if let Some(d) = read_object_nowait(&self.store, hex, n.attr.size, offset, size)
-                    {
-                        return reply.data(&d);
-                    }
-                    let (store, hex, file_size) =
-                        (Arc::clone(&self.store), hex.clone(), n.attr.size);
-                    p.run(Box::new(move || {
-                        let read = open_object(&store, ino, &hex, file_size)
-                            .and_then(|f| pread_object(&store, ino, &hex, &f, offset, size));
-                        match read {
-                            Ok(d) => reply.data(&d),
-                            Err(e) => reply.error(e),
-                        }
-                    }));
-                    return;
-                }
+        let n = match self.node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        if let (0, Some(p), Content::Object(hex), false) =
+            (fh.0, &self.prefetch, &n.content, n.dynamic)
+        {
+            p.mark_cached(ino.0);
+            if let Some(d) = read_object_nowait(&self.store, hex, n.attr.size, offset, size) {
+                return reply.data(&d);
             }
+            let (store, hex, file_size) = (Arc::clone(&self.store), hex.clone(), n.attr.size);
+            p.run(Box::new(move || {
+                let read = open_object(&store, ino, &hex, file_size)
+                    .and_then(|f| pread_object(&store, ino, &hex, &f, offset, size));
+                match read {
+                    Ok(d) => reply.data(&d),
+                    Err(e) => reply.error(e),
+                }
+            }));
+            return;
         }
-        match self.do_read(ino, fh, offset, size) {
+        match self.do_read(ino, n, fh, offset, size) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e),
         }
