@@ -137,7 +137,7 @@ pub enum Cmd {
         /// Stay attached (for systemd); default is to run the daemon in the background.
         #[arg(long)]
         foreground: bool,
-        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, prefetch=N, verify=on|off, suid, dev, acl, readdirplus (default prefetch=4,nosuid,nodev,noacl,noreaddirplus); comma-separated, repeatable.
+        /// Mount options: passthrough=auto|on|off, uring=auto|on|off, threads=N, prefetch=N, verify=on|off, suid, dev, acl, readdirplus=off|dirs|all (default prefetch=4,nosuid,nodev,noacl,readdirplus=dirs); comma-separated, repeatable.
         #[arg(short = 'o', long = "options")]
         options: Vec<String>,
         /// Views to show: all, or containers-storage, ostree, images joined with `+`.
@@ -744,8 +744,16 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
             None if opt == "nodev" => o.dev = false,
             None if opt == "acl" => o.acl = true,
             None if opt == "noacl" => o.acl = false,
-            None if opt == "readdirplus" => o.readdirplus = true,
-            None if opt == "noreaddirplus" => o.readdirplus = false,
+            Some(("readdirplus", v)) => {
+                o.readdirplus = match v {
+                    "off" => unistore_fuse::ReaddirPlus::Off,
+                    "dirs" => unistore_fuse::ReaddirPlus::Dirs,
+                    "all" => unistore_fuse::ReaddirPlus::All,
+                    _ => anyhow::bail!("readdirplus must be off, dirs or all, not `{v}`"),
+                }
+            }
+            None if opt == "readdirplus" => o.readdirplus = unistore_fuse::ReaddirPlus::All,
+            None if opt == "noreaddirplus" => o.readdirplus = unistore_fuse::ReaddirPlus::Off,
             Some(("threads", v)) => {
                 o.threads = v.parse().with_context(|| format!("threads={v}"))?
             }
@@ -764,7 +772,7 @@ fn parse_mount_options(options: &[String]) -> anyhow::Result<unistore_fuse::Moun
                 }
             }
             _ => anyhow::bail!(
-                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, prefetch=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl, readdirplus, noreaddirplus)"
+                "unknown mount option `{opt}` (known: passthrough=auto|on|off, threads=N, prefetch=N, uring=auto|on|off, verify=on|off, suid, nosuid, dev, nodev, acl, noacl, readdirplus=off|dirs|all)"
             ),
         }
     }

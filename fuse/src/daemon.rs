@@ -6,8 +6,8 @@ use anyhow::Context as _;
 use fuser::{Config, MountOption, SessionACL};
 use unistore_store::Store;
 
-pub use crate::fs::Passthrough;
 use crate::fs::UnistoreFs;
+pub use crate::fs::{Passthrough, ReaddirPlus};
 
 /// How to mount.
 #[derive(Debug, Clone)]
@@ -29,9 +29,9 @@ pub struct MountOptions {
     pub acl: bool,
     /// FUSE over io_uring (`uring=auto|on|off`): see [`crate::fs::UnistoreFs::with_uring`].
     pub uring: Passthrough,
-    /// `READDIRPLUS` (`readdirplus`; default off): see
-    /// [`crate::fs::UnistoreFs::with_readdirplus`].
-    pub readdirplus: bool,
+    /// What READDIRPLUS replies carry (`readdirplus=off|dirs|all`; default
+    /// `dirs`): see [`crate::fs::ReaddirPlus`].
+    pub readdirplus: crate::fs::ReaddirPlus,
     /// Threads warming the next small files of readers that walk a tree
     /// (`prefetch=N`, default 4; 0 = off): see [`crate::prefetch`].
     pub prefetch: usize,
@@ -48,7 +48,7 @@ impl Default for MountOptions {
             dev: false,
             acl: false,
             uring: Passthrough::Auto,
-            readdirplus: false,
+            readdirplus: crate::fs::ReaddirPlus::Dirs,
             prefetch: 4,
         }
     }

@@ -54,6 +54,21 @@ pub const URING_PAYLOAD: u32 = 1 << 20;
 /// listing from before an `rmi` to a podman started right after it).
 const CATALOG_POLL: Duration = Duration::ZERO;
 
+/// What READDIRPLUS replies carry (mount option `readdirplus=off|dirs|all`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaddirPlus {
+    /// Plain READDIR: every entry is LOOKUP-ed on first access.
+    Off,
+    /// Directories with their attributes, other entries by name only (the
+    /// default): a walk that descends (`find`, `du`, podman's overlay)
+    /// needs no LOOKUP per directory, and the kernel builds no inode for the
+    /// files it only lists.
+    Dirs,
+    /// Every entry with its attributes: a stat-ing walk (`ls -lR`) needs no
+    /// LOOKUP at all, but the kernel builds an inode for every listed file.
+    All,
+}
+
 /// Passthrough policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Passthrough {
@@ -87,8 +102,8 @@ pub struct UnistoreFs {
     acl: bool,
     /// FUSE over io_uring policy (mount option `uring`).
     uring: Passthrough,
-    /// `READDIRPLUS` is asked for (mount option `readdirplus`).
-    readdirplus: bool,
+    /// What READDIRPLUS replies carry (mount option `readdirplus`).
+    readdirplus: ReaddirPlus,
     /// Read-ahead across small files (mount option `prefetch`).
     prefetch: Option<crate::prefetch::Prefetcher>,
     /// `verify=on`: objects whose digest was checked before first use.
@@ -174,7 +189,7 @@ impl UnistoreFs {
             verified: None,
             acl: false,
             uring: Passthrough::Off,
-            readdirplus: false,
+            readdirplus: ReaddirPlus::Dirs,
             prefetch: None,
         };
         fs.refresh(true)?;
@@ -210,15 +225,13 @@ impl UnistoreFs {
         self
     }
 
-    /// `readdirplus`: listings carry every entry's attributes (`READDIRPLUS`,
-    /// kernel's "auto" mode: the first batch of every directory, and later
-    /// ones after lookups in it). A stat-ing walk of a cold tree then needs no
-    /// LOOKUP per entry (cold `ls -lR` of the bench image 0.17–0.20 s instead
-    /// of 0.39–0.45 s; native ext4 0.31–0.41), but the kernel builds an inode
-    /// for every listed entry, which a `find` (file types only) pays for
-    /// (cold 0.09–0.17 s instead of 0.03; native 0.06–0.07). Off by default.
-    pub fn with_readdirplus(mut self, on: bool) -> Self {
-        self.readdirplus = on;
+    /// `readdirplus=off|dirs|all` (default `dirs`): see [`ReaddirPlus`].
+    /// Measured on the bench image (docs/benchmarks.md): `all` makes a cold
+    /// `ls -lR` 0.17–0.20 s instead of 0.39–0.45 s but a cold `find` 0.09–0.17 s
+    /// instead of 0.03 s (the kernel builds an inode for every listed file);
+    /// `dirs` saves `find` its LOOKUP per directory and costs `ls -lR` nothing.
+    pub fn with_readdirplus(mut self, mode: ReaddirPlus) -> Self {
+        self.readdirplus = mode;
         self
     }
 
@@ -807,7 +820,7 @@ impl Filesystem for UnistoreFs {
         if self.acl && config.add_capabilities(InitFlags::FUSE_POSIX_ACL).is_err() {
             tracing::warn!("kernel does not offer FUSE_POSIX_ACL: ACLs are not enforced");
         }
-        let readdirplus: &[InitFlags] = if self.readdirplus {
+        let readdirplus: &[InitFlags] = if self.readdirplus != ReaddirPlus::Off {
             &[
                 InitFlags::FUSE_DO_READDIRPLUS,
                 InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -1035,8 +1048,10 @@ impl Filesystem for UnistoreFs {
         reply.ok();
     }
 
-    /// READDIRPLUS: the listing with every entry's attributes, so that `ls -l`,
-    /// `tar` or `cp -a` of a cold tree need no LOOKUP per entry.
+    /// READDIRPLUS: the listing with the attributes of its directories (of
+    /// every entry with `readdirplus=all`), so that a walk of a cold tree needs
+    /// no LOOKUP for them (the kernel asks for it in "auto" mode: a listing's
+    /// first batch, and later ones after lookups in it).
     fn readdirplus(
         &self,
         _req: &Request,
@@ -1052,27 +1067,38 @@ impl Filesystem for UnistoreFs {
         let Content::Dir(children) = &n.content else {
             return reply.error(Errno::ENOTDIR);
         };
+        let all = self.readdirplus == ReaddirPlus::All;
         for (i, (child, name, c)) in Self::entries(ino, children, &self.vfs)
             .enumerate()
             .skip(offset as usize)
         {
-            let Some(c) = c else { continue };
-            // A lazy layer/image tree or the deferred ostree view is not
-            // expanded by a listing: its placeholder's attributes go out with
-            // TTL 0, so the first real lookup asks (and expands it).
-            let ttl = match c.content {
-                Content::LazyLayer(_) | Content::LazyImage(_) | Content::Deferred => Duration::ZERO,
-                _ => Self::ttl(Some(ino), child),
+            let name = OsStr::from_bytes(name);
+            let full = match c.as_deref().map(|c| &c.content) {
+                Some(Content::Dir(_)) => true,
+                // A lazy layer/image tree or the deferred ostree view is not
+                // expanded by a listing: it goes by name, and the first real
+                // lookup expands it.
+                Some(Content::LazyLayer(_) | Content::LazyImage(_) | Content::Deferred) => false,
+                Some(_) => all,
+                None => false,
             };
-            let attr = self.attr(child, &c);
-            if reply.add(
-                INodeNo(child),
-                i as u64 + 1,
-                OsStr::from_bytes(name),
-                &ttl,
-                &attr,
-                Generation(0),
-            ) {
+            let full_up = match c {
+                Some(c) if full => reply.add(
+                    INodeNo(child),
+                    i as u64 + 1,
+                    name,
+                    &Self::ttl(Some(ino), child),
+                    &self.attr(child, &c),
+                    Generation(0),
+                ),
+                c => {
+                    let kind = c
+                        .map(|c| self.attr(child, &c).kind)
+                        .unwrap_or(FileType::RegularFile);
+                    reply.add_name_only(INodeNo(child), i as u64 + 1, kind, name)
+                }
+            };
+            if full_up {
                 break;
             }
         }

@@ -13,4 +13,4 @@ pub mod fs;
 pub mod prefetch;
 pub mod sys;
 
-pub use daemon::{serve, MountOptions, Passthrough};
+pub use daemon::{serve, MountOptions, Passthrough, ReaddirPlus};

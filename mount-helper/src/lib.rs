@@ -32,7 +32,7 @@ pub enum ParseError {
     #[error("usage: mount.fuse.unistore STORE MOUNTPOINT [-o OPTIONS]")]
     Usage,
     /// An option we do not know.
-    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, prefetch=, verify=, suid, dev, acl, readdirplus, and the generic fstab options)")]
+    #[error("unknown mount option `{0}` (known: ro, allow_other, default_permissions, view=, passthrough=, uring=, threads=, prefetch=, verify=, suid, dev, acl, readdirplus=, and the generic fstab options)")]
     Unknown(String),
     /// An option with a bad value.
     #[error("bad value for mount option `{0}`: {1}")]
@@ -120,6 +120,15 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Invocation, ParseError> {
                     return Err(ParseError::BadValue(
                         o.into(),
                         "expected auto, on or off".into(),
+                    ));
+                }
+                inv.daemon_options.push(o.to_string());
+            }
+            Some(("readdirplus", v)) => {
+                if !matches!(v, "off" | "dirs" | "all") {
+                    return Err(ParseError::BadValue(
+                        o.into(),
+                        "expected off, dirs or all".into(),
                     ));
                 }
                 inv.daemon_options.push(o.to_string());
@@ -308,6 +317,21 @@ mod tests {
                 .daemon_options,
             vec!["prefetch=0".to_string()]
         );
+        assert_eq!(
+            parse(&[
+                "/s",
+                "/m",
+                "-o",
+                "readdirplus=all,noreaddirplus,readdirplus=dirs"
+            ])
+            .expect("readdirplus")
+            .daemon_options,
+            ["readdirplus=all", "noreaddirplus", "readdirplus=dirs"]
+        );
+        assert!(matches!(
+            parse(&["/s", "/m", "-o", "readdirplus=some"]),
+            Err(ParseError::BadValue(..))
+        ));
         assert!(matches!(
             parse(&["/s", "/m", "-o", "view=bogus"]),
             Err(ParseError::BadValue(..))

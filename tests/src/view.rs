@@ -1516,14 +1516,28 @@ fn view_acl_policy() {
     }
 }
 
-/// `-o readdirplus` (listings carry attributes) and the default (a LOOKUP per
-/// entry) show the same trees: `ls -lR` with full timestamps, owners, sizes
-/// and link targets of the per-image view and the containers-storage view,
-/// each on a cold cache, then warm.
+/// The three READDIRPLUS modes show the same trees: `readdirplus=off` (a
+/// LOOKUP per entry), the default `dirs` (directories listed with their
+/// attributes, other entries by name only) and `all` (every entry with its
+/// attributes). Compared: `ls -lRan` with full timestamps, owners, sizes and
+/// link targets, and what `readdir` itself returns (each entry's inode number
+/// and type, read without a stat, as `find` uses them), of the per-image view
+/// and the containers-storage view, each on a cold cache, then warm.
 #[test]
-fn view_readdirplus_on_and_off_list_the_same() {
+fn view_readdirplus_modes_list_the_same() {
     prerequisites();
     let store = store_with(&[DERIVED]);
+    const DIRENTS: &str = r#"
+import os, sys
+def walk(d, rel):
+    with os.scandir(d) as it:
+        for e in sorted(it, key=lambda e: e.name):
+            t = "d" if e.is_dir(follow_symlinks=False) else "l" if e.is_symlink() else "f" if e.is_file(follow_symlinks=False) else "o"
+            print(t, e.inode(), rel + "/" + e.name)
+            if t == "d":
+                walk(e.path, rel + "/" + e.name)
+walk(sys.argv[1], ".")
+"#;
     let listing = |m: &ViewMount| {
         let mut out = Vec::new();
         for round in 0..2 {
@@ -1531,6 +1545,9 @@ fn view_readdirplus_on_and_off_list_the_same() {
                 drop_page_cache();
             }
             for dir in [m.path().join("images").join(DERIVED), m.diff(DERIVED, 5)] {
+                // The readdir walk first, while nothing of the tree was stat-ed.
+                let o = run_ok(Command::new("python3").args(["-c", DIRENTS]).arg(&dir));
+                out.push(stdout(&o));
                 let o = run_ok(
                     Command::new("ls")
                         .args(["-lRan", "--time-style=+%s.%N"])
@@ -1542,25 +1559,39 @@ fn view_readdirplus_on_and_off_list_the_same() {
         }
         out
     };
-    let plain = ViewMount::new(&store, &[]);
-    let a = listing(&plain);
-    drop(plain);
-    let plus = ViewMount::new(&store, &["readdirplus"]);
-    let b = listing(&plus);
+    let mut listings = Vec::new();
+    for (label, opts) in [
+        ("readdirplus=off", &["readdirplus=off"][..]),
+        ("the default (dirs)", &[][..]),
+        ("readdirplus=all", &["readdirplus=all"][..]),
+    ] {
+        let m = ViewMount::new(&store, opts);
+        listings.push((label, listing(&m)));
+    }
+    let (_, a) = &listings[0];
     assert!(
-        a[0].lines().count() > 1000 && a[0].contains("hardlink-third"),
+        a[1].lines().count() > 1000 && a[1].contains("hardlink-third"),
         "the listing is too small to prove anything:\n{}",
+        &a[1][..a[1].len().min(2000)]
+    );
+    assert!(
+        a[0].lines().filter(|l| l.starts_with("d ")).count() > 50
+            && a[0].lines().filter(|l| l.starts_with("f ")).count() > 500
+            && a[0].lines().any(|l| l.starts_with("l ")),
+        "the readdir walk saw too few directories, files or symlinks:\n{}",
         &a[0][..a[0].len().min(2000)]
     );
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        if x != y {
-            let d: Vec<_> = x
-                .lines()
-                .zip(y.lines())
-                .filter(|(p, q)| p != q)
-                .take(10)
-                .collect();
-            panic!("listing {i}: default and -o readdirplus differ; first lines (default, readdirplus): {d:#?}");
+    for (opt, b) in &listings[1..] {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            if x != y {
+                let d: Vec<_> = x
+                    .lines()
+                    .zip(y.lines())
+                    .filter(|(p, q)| p != q)
+                    .take(10)
+                    .collect();
+                panic!("listing {i}: readdirplus=off and {opt} differ; first lines (off, {opt}): {d:#?}");
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::convert::AsRef;
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::io::IoSlice;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
@@ -788,6 +789,25 @@ impl ReplyDirectoryPlus {
             attr.into(),
             *ttl,
         ))
+    }
+
+    /// unistore patch: add an entry without its attributes (node ID 0): the
+    /// kernel lists it but builds no inode for it; a later access LOOKUPs it.
+    /// Returns true if the buffer is full.
+    #[must_use]
+    pub fn add_name_only<T: AsRef<OsStr>>(
+        &mut self,
+        ino: INodeNo,
+        offset: u64,
+        kind: FileType,
+        name: T,
+    ) -> bool {
+        self.buf.push_name_only(
+            ino,
+            DirEntOffset(offset),
+            kind,
+            name.as_ref().as_bytes(),
+        )
     }
 
     /// Reply to a request with the filled directory buffer

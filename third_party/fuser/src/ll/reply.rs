@@ -535,6 +535,30 @@ impl DirEntPlusList {
         };
         self.0.push([header.as_bytes(), name])
     }
+
+    /// unistore patch: an entry with node ID 0 in its `fuse_entry_out`, which
+    /// the kernel lists (inode number `ino`, type `kind`) without building a
+    /// dentry and inode for it ("the server did not want to return attributes
+    /// for this entry"); a later access LOOKUPs it as after a plain READDIR.
+    #[must_use]
+    pub(crate) fn push_name_only(
+        &mut self,
+        ino: INodeNo,
+        offset: DirEntOffset,
+        kind: FileType,
+        name: &[u8],
+    ) -> bool {
+        let header = abi::fuse_direntplus {
+            entry_out: zerocopy::FromZeros::new_zeroed(),
+            dirent: abi::fuse_dirent {
+                ino: ino.into(),
+                off: offset.0,
+                namelen: name.len().try_into().expect("Name too long"),
+                typ: mode_from_kind_and_perm(kind, 0) >> 12,
+            },
+        };
+        self.0.push([header.as_bytes(), name])
+    }
 }
 
 #[cfg(test)]
