@@ -212,7 +212,8 @@ def finish_row(row):
 
 
 def measure(name, cache, cells, nbytes=None, base_of=None, system=False, reps=REPS):
-    """cells: {variant: callable}. Warm-up, then `reps` interleaved rounds."""
+    """cells: {variant: callable}. Warm-up, then `reps` interleaved rounds,
+    each in the previous round's order rotated by one."""
     row = {"row": name, "cache": cache, "bytes": nbytes, "variants": {}, "loadavg": loadavg(),
            "system": system, "reps": reps}
     if base_of:
@@ -227,8 +228,14 @@ def measure(name, cache, cells, nbytes=None, base_of=None, system=False, reps=RE
             ok[v] = False
             row["variants"][v] = {"median_s": None, "error": str(e)[:300]}
             log(f"  {name} ({cache}) {v}: n/a: {str(e)[:200]}")
-    for _ in range(reps):
-        for v, fn in cells.items():
+    # Each round starts one variant later than the previous one: no variant
+    # always runs right after the same other one (a cold 1 GiB read right
+    # after another variant's was slow in 6 of 11 rounds in one run, in 1 of
+    # 11 when the rows were measured without the other variants).
+    names = list(cells)
+    for k in range(reps):
+        for v in names[k % len(names):] + names[:k % len(names)]:
+            fn = cells[v]
             if not ok[v]:
                 continue
             if cache == "cold":
