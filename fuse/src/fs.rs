@@ -521,14 +521,7 @@ impl UnistoreFs {
             mtime: t,
             ctime: t,
             crtime: t,
-            kind: match a.kind {
-                NodeKind::Dir => FileType::Directory,
-                NodeKind::File => FileType::RegularFile,
-                NodeKind::Symlink => FileType::Symlink,
-                NodeKind::Char => FileType::CharDevice,
-                NodeKind::Block => FileType::BlockDevice,
-                NodeKind::Fifo => FileType::NamedPipe,
-            },
+            kind: file_type(a.kind),
             perm: (a.perm & 0o7777) as u16,
             nlink: a.nlink,
             uid: a.uid,
@@ -576,21 +569,26 @@ impl UnistoreFs {
         Ok(n)
     }
 
-    /// `.`, `..` and the children of directory `ino`, each with its node as it
-    /// is (not expanded).
+    /// `.`, `..` and the children of directory `ino` from listing offset
+    /// `offset` on, each with the offset of the entry after it and its node as
+    /// it is (not expanded). The skipped entries' nodes are not looked at: the
+    /// READDIR that finds a listing's end skips every entry.
     fn entries<'a>(
         ino: INodeNo,
         children: &'a std::collections::BTreeMap<Vec<u8>, u64>,
         vfs: &'a Vfs,
-    ) -> impl Iterator<Item = (u64, &'a [u8], Option<Arc<Node>>)> + 'a {
-        let dir = vfs.peek(ino.0);
-        [(ino.0, &b"."[..], dir.clone()), (ino.0, &b".."[..], dir)]
+        offset: u64,
+    ) -> impl Iterator<Item = (u64, u64, &'a [u8], Option<Arc<Node>>)> + 'a {
+        [(ino.0, &b"."[..]), (ino.0, &b".."[..])]
             .into_iter()
             .chain(
                 children
                     .iter()
-                    .map(|(name, &child)| (child, name.as_slice(), vfs.peek(child))),
+                    .map(|(name, &child)| (child, name.as_slice())),
             )
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, (child, name))| (i as u64 + 1, child, name, vfs.peek(child)))
     }
 
     fn do_open(
@@ -804,6 +802,17 @@ fn read_object_nowait(
     )
     .ok()?;
     (n == want).then_some(buf)
+}
+
+fn file_type(k: NodeKind) -> FileType {
+    match k {
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Symlink => FileType::Symlink,
+        NodeKind::Char => FileType::CharDevice,
+        NodeKind::Block => FileType::BlockDevice,
+        NodeKind::Fifo => FileType::NamedPipe,
+    }
 }
 
 /// The one mapping of unexpected errors to an errno.
@@ -1032,16 +1041,11 @@ impl Filesystem for UnistoreFs {
         let Content::Dir(children) = &n.content else {
             return reply.error(Errno::ENOTDIR);
         };
-        for (i, (child, name, c)) in Self::entries(ino, children, &self.vfs)
-            .enumerate()
-            .skip(offset as usize)
-        {
+        for (next, child, name, c) in Self::entries(ino, children, &self.vfs, offset) {
             // peek: listing a directory must not expand the layer or image
             // trees of its entries.
-            let kind = c
-                .map(|c| self.attr(child, &c).kind)
-                .unwrap_or(FileType::RegularFile);
-            if reply.add(INodeNo(child), i as u64 + 1, kind, OsStr::from_bytes(name)) {
+            let kind = c.map_or(FileType::RegularFile, |c| file_type(c.attr.kind));
+            if reply.add(INodeNo(child), next, kind, OsStr::from_bytes(name)) {
                 break;
             }
         }
@@ -1068,10 +1072,7 @@ impl Filesystem for UnistoreFs {
             return reply.error(Errno::ENOTDIR);
         };
         let all = self.readdirplus == ReaddirPlus::All;
-        for (i, (child, name, c)) in Self::entries(ino, children, &self.vfs)
-            .enumerate()
-            .skip(offset as usize)
-        {
+        for (next, child, name, c) in Self::entries(ino, children, &self.vfs, offset) {
             let name = OsStr::from_bytes(name);
             let full = match c.as_deref().map(|c| &c.content) {
                 Some(Content::Dir(_)) => true,
@@ -1085,17 +1086,15 @@ impl Filesystem for UnistoreFs {
             let full_up = match c {
                 Some(c) if full => reply.add(
                     INodeNo(child),
-                    i as u64 + 1,
+                    next,
                     name,
                     &Self::ttl(Some(ino), child),
                     &self.attr(child, &c),
                     Generation(0),
                 ),
                 c => {
-                    let kind = c
-                        .map(|c| self.attr(child, &c).kind)
-                        .unwrap_or(FileType::RegularFile);
-                    reply.add_name_only(INodeNo(child), i as u64 + 1, kind, name)
+                    let kind = c.map_or(FileType::RegularFile, |c| file_type(c.attr.kind));
+                    reply.add_name_only(INodeNo(child), next, kind, name)
                 }
             };
             if full_up {
