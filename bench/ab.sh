@@ -39,13 +39,13 @@ for order in AB BA; do
   if [[ $order == AB ]]; then X=$A Y=$B; else X=$B Y=$A; fi
   "$X" --store "$W/store" mount "$W/m-on" "${OPTS[@]}"
   "$Y" --store "$W/store" mount "$W/m-off" "${OPTS[@]}"
-  for m in m-on m-off; do eval "${CMD//\{\}/\'$W/$m/$IMG_DIR\'}" >/dev/null; done # warm-up
+  for m in m-on m-off; do (eval "${CMD//\{\}/\'$W/$m/$IMG_DIR\'}") >/dev/null; done # warm-up
   for _ in $(seq "$N"); do
     for m in m-on m-off; do
       bin=$X; [[ $m == m-off ]] && bin=$Y
       [[ $CACHE == cold ]] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
       s=$(date +%s%N)
-      eval "${CMD//\{\}/\'$W/$m/$IMG_DIR\'}" >/dev/null
+      (eval "${CMD//\{\}/\'$W/$m/$IMG_DIR\'}") >/dev/null
       e=$(date +%s%N)
       echo "$([[ $bin == "$A" ]] && echo A || echo B) $m $(((e - s) / 1000))" >>"$OUT"
     done
