@@ -1596,6 +1596,66 @@ walk(sys.argv[1], ".")
     }
 }
 
+/// The default `readdirplus=dirs` hands the kernel each directory with the
+/// listing it is in, so a cold `find` of an image's tree needs no LOOKUP per
+/// directory; with `readdirplus=off` it needs one per directory. Counted with
+/// the kernel's `fuse:fuse_request_send` tracepoint, in a trace instance of
+/// its own, for this mount's connection only.
+#[test]
+fn view_readdirplus_dirs_spares_a_cold_find_its_lookups() {
+    use std::os::unix::fs::MetadataExt;
+    prerequisites();
+    let store = store_with(&[DERIVED]);
+    let tracing = Path::new("/sys/kernel/tracing");
+    if !tracing.join("instances").is_dir() {
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tracefs", "nodev"])
+                .arg(tracing),
+        );
+    }
+    let instance = tracing.join(format!("instances/unistore-it-{}", std::process::id()));
+    fs::create_dir(&instance).expect("creating a trace instance");
+    let lookups = |opts: &[&str]| -> (usize, usize) {
+        let m = ViewMount::new(&store, opts);
+        let tree = m.path().join("images").join(DERIVED);
+        let dirs = stdout(&run_ok(
+            Command::new("find").arg(&tree).args(["-type", "d"]),
+        ))
+        .lines()
+        .count();
+        let conn = fs::metadata(m.path()).expect("stat of the mount").dev();
+        drop_page_cache();
+        fs::write(instance.join("trace"), "").expect("clearing the trace");
+        let enable = instance.join("events/fuse/fuse_request_send/enable");
+        fs::write(&enable, "1").expect("enabling fuse:fuse_request_send");
+        run_ok(Command::new("find").arg(&tree));
+        fs::write(&enable, "0").expect("disabling fuse:fuse_request_send");
+        let trace = fs::read_to_string(instance.join("trace")).expect("reading the trace");
+        let mine = format!("connection {conn} ");
+        let n = trace
+            .lines()
+            .filter(|l| l.contains(&mine) && l.contains("(FUSE_LOOKUP)"))
+            .count();
+        (n, dirs)
+    };
+    let off = lookups(&["readdirplus=off"]);
+    let dirs = lookups(&[]);
+    let _ = fs::remove_dir(&instance);
+    let (off_n, ndirs) = off;
+    assert!(
+        ndirs > 50 && off_n >= ndirs,
+        "readdirplus=off: {off_n} LOOKUPs for a cold find of {ndirs} directories; \
+         expected at least one per directory (is the tracepoint counting this mount?)"
+    );
+    assert!(
+        dirs.0 < 16,
+        "readdirplus=dirs: {} LOOKUPs for a cold find of {ndirs} directories \
+         (readdirplus=off: {off_n}); expected only the few of the path to the tree",
+        dirs.0
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 6. Read-only
 
