@@ -268,8 +268,8 @@ def read_every_big_file():
     variant read once with read(), from a dropped cache. Pages a mmap fault
     brings in come in smaller folios than read-ahead's, and several variants
     share one backing object: without this, a warm mmap row measured whichever
-    way the previous row had left each file (native 13.4 or 19.7 ms; the
-    object's pages as loaded by the kernel composefs mount's faults, 22.7 ms)."""
+    way the previous row had left each file (native 13.4 or 19.7 ms from one
+    run to the next; the views 22.7 ms in one run, 15.4 ms after a read())."""
     drop_caches()
     for v in ACTIVE:
         try:

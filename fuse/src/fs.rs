@@ -1074,7 +1074,7 @@ impl Filesystem for UnistoreFs {
         let all = self.readdirplus == ReaddirPlus::All;
         for (next, child, name, c) in Self::entries(ino, children, &self.vfs, offset) {
             let name = OsStr::from_bytes(name);
-            let full = match c.as_deref().map(|c| &c.content) {
+            let with_attrs = match c.as_deref().map(|c| &c.content) {
                 Some(Content::Dir(_)) => true,
                 // A lazy layer/image tree or the deferred ostree view is not
                 // expanded by a listing: it goes by name, and the first real
@@ -1083,8 +1083,8 @@ impl Filesystem for UnistoreFs {
                 Some(_) => all,
                 None => false,
             };
-            let full_up = match c {
-                Some(c) if full => reply.add(
+            let buffer_full = match c {
+                Some(c) if with_attrs => reply.add(
                     INodeNo(child),
                     next,
                     name,
@@ -1097,7 +1097,7 @@ impl Filesystem for UnistoreFs {
                     reply.add_name_only(INodeNo(child), next, kind, name)
                 }
             };
-            if full_up {
+            if buffer_full {
                 break;
             }
         }
